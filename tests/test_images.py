@@ -224,6 +224,29 @@ def test_alpha_is_composited_on_black(tmp_path, caplog, mode):
     assert f"{mode} image composited on black and converted to L" in caplog.text
 
 
+def test_exif_orientation_is_applied(tmp_path):
+    pixels = np.zeros((16, 32), np.uint8)
+    pixels[:, 16:] = 255
+    exif = Image.Exif()
+    exif[0x0112] = 6  # shown rotated 90 degrees clockwise: left goes to top
+    path = save(Image.fromarray(pixels, "L"), tmp_path / "turned.png", exif=exif)
+
+    array = load_image(path, Preprocessing(height=32, width=16))
+
+    assert array[:16].max() == 0.0
+    assert array[16:].min() == 1.0
+
+
+def test_phone_mpo_photo_uses_its_first_frame(tmp_path):
+    frames = [Image.new("RGB", (64, 64), value) for value in ((90,) * 3, (0,) * 3)]
+    path = tmp_path / "phone.jpg"
+    frames[0].save(path, "MPO", save_all=True, append_images=frames[1:])
+
+    array = load_image(path, Preprocessing(height=64, width=64))
+
+    assert np.abs(array * 255 - 90).max() <= 2
+
+
 def test_explicit_list_keeps_its_order_and_a_file_is_a_set_of_one(tmp_path):
     first = save(Image.new("L", (8, 8), 10), tmp_path / "b.png")
     second = save(Image.new("L", (8, 8), 20), tmp_path / "a.png")

@@ -375,7 +375,7 @@ def _require_file(path: Path) -> None:
     if path.is_dir():
         raise ImageError(
             f"{path} is a folder, not an image file",
-            "pass the folder itself as the image source, not as one file",
+            "pass a folder as the whole image source, or list the files in it",
         )
     raise ImageError(f"{path} does not exist", "check the path")
 
@@ -435,8 +435,10 @@ def _check_header(image: Image.Image, path: Path) -> None:
     if width * height > MAX_PIXELS:
         raise _too_large(path, (width, height))
 
+    # Phone cameras write MPO: a JPEG whose first frame is the photograph and
+    # whose later frames are previews or depth maps; the first frame is used.
     frames = getattr(image, "n_frames", 1)
-    if frames > 1:
+    if frames > 1 and image.format != "MPO":
         raise ImageError(
             f"{path} has {frames} frames (an animation or a multi-page file)",
             "save the frame you want as an image of its own",
@@ -461,14 +463,21 @@ def _check_header(image: Image.Image, path: Path) -> None:
 def _too_large(path: Path, size: tuple[int, int] | None) -> ImageError:
     limit = f"{MAX_PIXELS / 1e6:g}-megapixel"
     if size is None:
-        what = f"{path} declares a size above Pillow's decompression-bomb limit"
+        pillow_limit = (Image.MAX_IMAGE_PIXELS or 0) / 1e6
+        what = (
+            f"{path} declares a size above Pillow's decompression-bomb limit "
+            f"({pillow_limit:.0f} megapixels)"
+        )
     else:
         megapixels = size[0] * size[1] / 1e6
         what = (
             f"{path} is {size[0]}x{size[1]} ({megapixels:.1f} megapixels), above "
             f"the {limit} limit that guards against decompression bombs"
         )
-    return ImageError(what, "downscale it first (e.g. magick IN -resize 4096x OUT)")
+    out = path.with_name(f"{path.stem}-small{path.suffix}")
+    return ImageError(
+        what, f"downscale it first (e.g. magick {path} -resize 4096x4096 {out})"
+    )
 
 
 def _convert_mode(image: Image.Image, channels: int, path: Path) -> Image.Image:
