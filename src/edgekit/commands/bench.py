@@ -1,10 +1,92 @@
-"""``edgekit bench`` (placeholder until the runners land)."""
+"""``edgekit bench``: parity and latency of every artifact in a bundle."""
 
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from edgekit import logs
 from edgekit.commands import reports_errors
-from edgekit.errors import EdgekitError
+from edgekit.latency import DEFAULT_MIN_SECONDS, DEFAULT_RUNS, DEFAULT_WARMUP
+
+
+class Reference(StrEnum):
+    bundle = "bundle"
+    keras = "keras"
 
 
 @reports_errors
-def bench() -> None:
+def bench(
+    bundle: Annotated[
+        Path, typer.Argument(help="The bundle directory to bench.")
+    ] = Path("artifacts"),
+    only: Annotated[
+        list[str] | None,
+        typer.Option("--only", help="Bench only artifacts matching this glob."),
+    ] = None,
+    threads: Annotated[
+        int | None,
+        typer.Option(
+            min=1, help="CPU threads for every runtime [default: physical cores]."
+        ),
+    ] = None,
+    warmup: Annotated[
+        int, typer.Option(min=0, help="Untimed warm-up runs.")
+    ] = DEFAULT_WARMUP,
+    runs: Annotated[
+        int, typer.Option(min=1, help="Least number of timed runs.")
+    ] = DEFAULT_RUNS,
+    min_seconds: Annotated[
+        float, typer.Option(min=0.0, help="Least seconds of timed runs.")
+    ] = DEFAULT_MIN_SECONDS,
+    device: Annotated[
+        str, typer.Option(help="OpenVINO device: CPU, GPU, NPU, AUTO.")
+    ] = "CPU",
+    provider: Annotated[
+        list[str] | None,
+        typer.Option(help="ONNX Runtime execution provider [default: CPU only]."),
+    ] = None,
+    reference: Annotated[
+        Reference,
+        typer.Option(help="Float reference: the bundle's, or a fresh Keras run."),
+    ] = Reference.bundle,
+    skip_missing: Annotated[
+        bool, typer.Option(help="Skip artifacts whose runtime is not installed.")
+    ] = False,
+    isolate: Annotated[
+        bool,
+        typer.Option(help="Run each artifact in its own process (honest peak RSS)."),
+    ] = False,
+    json_file: Annotated[
+        Path | None, typer.Option("--json", help="Write the JSON report here.")
+    ] = None,
+    markdown_file: Annotated[
+        Path | None, typer.Option("--markdown", help="Write a Markdown table here.")
+    ] = None,
+) -> None:
     """Check parity and latency of every artifact in a bundle."""
-    raise EdgekitError("bench is not built yet")
+    from edgekit.bench import BenchOptions, run_bench
+    from edgekit.report import markdown, print_table, write_json
+
+    options = BenchOptions(
+        only=list(only or []),
+        threads=threads,
+        warmup=warmup,
+        runs=runs,
+        min_seconds=min_seconds,
+        device=device,
+        providers=list(provider) if provider else None,
+        reference=reference.value,
+        skip_missing=skip_missing,
+        isolate=isolate,
+    )
+    report = run_bench(bundle, options)
+
+    print_table(report, logs.stderr_console())
+    if json_file:
+        write_json(report, json_file)
+    if markdown_file:
+        markdown_file.write_text(markdown(report), encoding="utf-8")
+    if report.failures:
+        raise typer.Exit(1)
