@@ -108,7 +108,7 @@ class OpenVINORunner(Runner):
                 value = self._compiled.get_property(key)
             except RuntimeError:
                 continue  # not every device supports every property
-            values[key.lower()] = value if isinstance(value, int | bool) else str(value)
+            values[key.lower()] = _plain(value)
         return values
 
     def _feed(self, arrays: list[np.ndarray]) -> None:
@@ -127,3 +127,12 @@ class OpenVINORunner(Runner):
     def _close(self) -> None:
         del self._request
         del self._compiled
+
+
+def _plain(value: Any) -> Any:
+    """An OpenVINO property value as JSON-friendly text: f32, LATENCY, 1."""
+    if isinstance(value, bool | int | float | str):
+        return value
+    if hasattr(value, "to_string"):
+        return value.to_string()
+    return getattr(value, "name", str(value))
