@@ -1,0 +1,191 @@
+"""Helpers shared by the exporters: tracing, calibration feeds, file records.
+
+Everything here that touches TensorFlow imports it inside the function, so
+importing this module stays cheap.
+"""
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgekit.bundle import Artifact, FileInfo, TensorInfo, sha256_of
+
+# The verdict policy, identical in every backend: quantize everything up to the
+# softmax, and run the softmax itself in float on the dequantized logits. An
+# int8 softmax output moves in steps of 1/256, which rounds a two-class answer
+# near 0.5 to a tie; the logits before it keep the answer.
+VERDICT_POLICY = "softmax-in-float"
+VERDICT_POLICY_TEXT = (
+    "Softmax runs in float on dequantized logits; every other op is int8"
+)
+
+
+@dataclass(frozen=True)
+class Traced:
+    """The model traced once into a tf.function with one explicit signature.
+
+    Attributes:
+        model: the Keras model (the trackable that owns the variables).
+        function: the ``tf.function`` taking ``input_name`` and returning a
+            dict keyed by the model's output names.
+        concrete: its concrete function, shared by every converter.
+        input_name: the model's input name (``image``).
+        output_names: the model's output names, in the model's order.
+        input_shape: the signature's shape; ``None`` marks a dynamic batch.
+        frozen: the concrete function with its weights frozen into constants,
+            done once here because every converter would otherwise do it.
+        graph_def: the frozen function's GraphDef.
+        tensor_names: the model's input and output names, keyed by the frozen
+            graph's tensor names (``image:0``, ``Identity_2:0``, ...).
+    """
+
+    model: Any
+    function: Any
+    concrete: Any
+    input_name: str
+    output_names: list[str]
+    input_shape: list[int | None]
+    frozen: Any
+    graph_def: Any
+    tensor_names: dict[str, str]
+
+
+@dataclass
+class Produced:
+    """What one conversion wrote, before it becomes a manifest ``Artifact``."""
+
+    file: str
+    format: str
+    precision: str
+    inputs: list[TensorInfo]
+    outputs: list[TensorInfo]
+    converter: dict[str, str]
+    seconds: float
+    quantization: dict[str, Any] | None = None
+    companions: list[str] = field(default_factory=list)
+
+
+def trace_model(model: Any, *, dynamic_batch: bool = False) -> Traced:
+    """Trace a Keras model once into a named, explicitly typed tf.function.
+
+    Args:
+        model: a Keras model with one input and named outputs.
+        dynamic_batch: leave the batch dimension unknown instead of 1.
+    """
+    import tensorflow as tf
+
+    input_name = model.inputs[0].name
+    output_names = list(model.output_names)
+    shape = [None if dynamic_batch else 1, *model.inputs[0].shape[1:]]
+    spec = tf.TensorSpec(shape, tf.float32, name=input_name)
+
+    @tf.function(input_signature=[spec], autograph=False)
+    def serve(image: Any) -> dict[str, Any]:
+        outputs = model(image, training=False)
+        outputs = outputs if isinstance(outputs, list | tuple) else [outputs]
+        return {n: tf.identity(o) for n, o in zip(output_names, outputs, strict=True)}
+
+    concrete = serve.get_concrete_function()
+    frozen, graph_def = _freeze(concrete)
+    # A tf.function flattens its output dict in sorted key order.
+    names = {frozen.inputs[0].name: input_name}
+    names |= dict(
+        zip([t.name for t in frozen.outputs], sorted(output_names), strict=True)
+    )
+    return Traced(
+        model,
+        serve,
+        concrete,
+        input_name,
+        output_names,
+        shape,
+        frozen,
+        graph_def,
+        names,
+    )
+
+
+def _freeze(concrete: Any) -> tuple[Any, Any]:
+    from tensorflow.python.framework import convert_to_constants
+
+    return convert_to_constants.convert_variables_to_constants_v2_as_graph(
+        concrete, lower_control_flow=False
+    )
+
+
+def single_images(arrays: np.ndarray) -> Iterator[np.ndarray]:
+    """Yield each image as a batch of one, in order (calibration feeds)."""
+    for index in range(arrays.shape[0]):
+        yield np.ascontiguousarray(arrays[index : index + 1], dtype=np.float32)
+
+
+def float_tensor(name: str, shape: list[int | None]) -> TensorInfo:
+    """A float32 TensorInfo whose artifact tensor carries the model's name."""
+    return TensorInfo(name, name, [_dim(d) for d in shape], "float32")
+
+
+def _dim(value: int | None) -> int:
+    # The manifest writes a dynamic dimension as -1, like TFLite does.
+    return -1 if value is None else int(value)
+
+
+def to_artifact(produced: Produced, bundle_dir: Path) -> Artifact:
+    """Hash and measure the files of one conversion into a manifest entry."""
+    path = bundle_dir / produced.file
+    companions = [
+        FileInfo(name, sha256_of(bundle_dir / name), (bundle_dir / name).stat().st_size)
+        for name in produced.companions
+    ]
+    return Artifact(
+        file=produced.file,
+        format=produced.format,
+        precision=produced.precision,
+        sha256=sha256_of(path),
+        bytes=path.stat().st_size,
+        inputs=produced.inputs,
+        outputs=produced.outputs,
+        converter=produced.converter,
+        seconds=round(produced.seconds, 3),
+        quantization=produced.quantization,
+        companions=companions,
+    )
+
+
+def float_quantization() -> dict[str, Any]:
+    """The ``quantization`` record of an artifact that is not quantized."""
+    return {"applied": False}
+
+
+def fp16_quantization() -> dict[str, Any]:
+    """The ``quantization`` record of an fp16 artifact (weights stored as fp16)."""
+    return {"applied": True, "scheme": "fp16", "weights": "float16"}
+
+
+def int8_quantization(
+    *, method: str, per_channel: bool, kept_in_float: list[str], **extra: Any
+) -> dict[str, Any]:
+    """The ``quantization`` record of an int8 artifact, same keys everywhere."""
+    return {
+        "applied": True,
+        "scheme": "int8",
+        "method": method,
+        "per_channel": per_channel,
+        "verdict_policy": VERDICT_POLICY,
+        "verdict_policy_text": VERDICT_POLICY_TEXT,
+        "kept_in_float": sorted(kept_in_float),
+        **extra,
+    }
+
+
+class Stopwatch:
+    """Seconds since construction, for per-stage timing."""
+
+    def __init__(self) -> None:
+        self.start = time.perf_counter()
+
+    def seconds(self) -> float:
+        return time.perf_counter() - self.start

@@ -1,0 +1,257 @@
+"""ONNX export: fp32 through tf2onnx, int8 as a QDQ model from ONNX Runtime.
+
+tf2onnx converts the traced tf.function (``from_keras`` breaks on Keras 3
+Sequential models, a function with an explicit signature does not). The
+graph's inputs and outputs carry the model's names (``image``, ``verdict``,
+``features``), and the graph name, which TensorFlow numbers per process, is
+replaced by a fixed one so that two runs write the same bytes.
+"""
+
+import contextlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgekit.errors import ExportError
+from edgekit.export.common import (
+    Produced,
+    Stopwatch,
+    Traced,
+    float_quantization,
+    float_tensor,
+    int8_quantization,
+    single_images,
+)
+from edgekit.logs import captured_native_output
+
+DEFAULT_OPSET = 17
+CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
+GRAPH_NAME = "edgekit"
+CATCH_ERRORS = "TF2ONNX_CATCH_ERRORS"
+
+
+def export_onnx(
+    traced: Traced,
+    out_dir: Path,
+    *,
+    precisions: list[str],
+    calibration: np.ndarray | None = None,
+    opset: int = DEFAULT_OPSET,
+    per_channel: bool = True,
+    method: str = "minmax",
+) -> list[Produced]:
+    """Convert the traced model to ONNX files in ``out_dir``.
+
+    Args:
+        traced: the model traced once (see ``common.trace_model``).
+        out_dir: where ``onnx-<precision>.onnx`` files are written.
+        precisions: ``fp32`` and/or ``int8`` (int8 is quantized from fp32).
+        calibration: preprocessed images (N, H, W, C), required for int8.
+        opset: the ONNX opset, at least 17.
+        per_channel: quantize weights per output channel.
+        method: calibration method, one of ``CALIBRATION_METHODS``.
+    """
+    if "fp16" in precisions:
+        raise ExportError("ONNX has no fp16 export here", "use tflite or openvino")
+
+    watch = Stopwatch()
+    float_path = out_dir / "onnx-fp32.onnx"
+    _convert(traced, float_path, opset)
+    produced = [_describe(traced, float_path, "fp32", watch.seconds(), opset, None)]
+
+    if "int8" in precisions:
+        watch = Stopwatch()
+        int8_path = out_dir / "onnx-int8.onnx"
+        quant = quantize_int8(
+            float_path, int8_path, calibration, per_channel=per_channel, method=method
+        )
+        produced.append(
+            _describe(traced, int8_path, "int8", watch.seconds(), opset, quant)
+        )
+
+    if "fp32" not in precisions:
+        float_path.unlink()
+        produced = produced[1:]
+    return produced
+
+
+def _convert(traced: Traced, path: Path, opset: int) -> None:
+    import onnx
+    import tf2onnx
+
+    try:
+        with captured_native_output("tf2onnx"), _no_optimizer_backups():
+            proto, _ = tf2onnx.convert.from_graph_def(
+                traced.graph_def,
+                input_names=[traced.frozen.inputs[0].name],
+                output_names=[t.name for t in traced.frozen.outputs],
+                opset=opset,
+            )
+    except Exception as exc:
+        raise ExportError(
+            f"tf2onnx failed ({type(exc).__name__}: {str(exc)[:200]})",
+            "run with -v to see the converter's output, or leave onnx out of --formats",
+        ) from exc
+
+    _rename_io(proto, traced.tensor_names)
+    _name_dynamic_batch(proto)
+    # The defaults name the TensorFlow function, which TensorFlow numbers per
+    # process; fixed names keep the file identical between runs.
+    proto.graph.name = GRAPH_NAME
+    proto.doc_string = ""
+    onnx.save(proto, str(path))
+
+
+@contextlib.contextmanager
+def _no_optimizer_backups() -> Iterator[None]:
+    # tf2onnx deep-copies the whole graph, weights included, before each of its
+    # optimizer passes so it can roll back a failing one; on this model that is
+    # more than half of its time. A failing pass then fails the conversion.
+    saved = os.environ.get(CATCH_ERRORS)
+    os.environ[CATCH_ERRORS] = "FALSE"
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop(CATCH_ERRORS, None)
+        else:
+            os.environ[CATCH_ERRORS] = saved
+
+
+def _rename_io(proto: Any, names: dict[str, str]) -> None:
+    """Give graph inputs and outputs the model's names (``image:0`` → ``image``)."""
+    renames = {}
+    for value in [*proto.graph.input, *proto.graph.output]:
+        if value.name in names:
+            renames[value.name] = names[value.name]
+            value.name = names[value.name]
+    for node in proto.graph.node:
+        node.input[:] = [renames.get(n, n) for n in node.input]
+        node.output[:] = [renames.get(n, n) for n in node.output]
+
+
+def _name_dynamic_batch(proto: Any) -> None:
+    # tf2onnx calls an unknown dimension ``unk__<n>``; ``batch`` says what it is.
+    for value in [*proto.graph.input, *proto.graph.output]:
+        dims = value.type.tensor_type.shape.dim
+        if dims and dims[0].dim_param:
+            dims[0].dim_param = "batch"
+
+
+class _Feed:
+    """An ONNX Runtime calibration reader over preprocessed images."""
+
+    def __init__(self, name: str, images: np.ndarray) -> None:
+        self.name = name
+        self.images = images
+        self.rewind()
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        image = next(self.iterator, None)
+        return None if image is None else {self.name: image}
+
+    def rewind(self) -> None:
+        self.iterator = single_images(self.images)
+
+
+def quantize_int8(
+    float_path: Path,
+    int8_path: Path,
+    calibration: np.ndarray | None,
+    *,
+    per_channel: bool = True,
+    method: str = "minmax",
+) -> dict[str, Any]:
+    """Write a static QDQ int8 model calibrated on images; return its record.
+
+    The softmax nodes are excluded, so they run in float (the verdict policy).
+    """
+    import onnx
+    from onnxruntime import quantization as ortq
+
+    if calibration is None or len(calibration) == 0:
+        raise ExportError("int8 ONNX needs calibration images", "pass --calibration")
+    if method not in CALIBRATION_METHODS:
+        raise ExportError(
+            f"unknown ONNX calibration method {method!r}",
+            f"choose one of {', '.join(CALIBRATION_METHODS)}",
+        )
+
+    model = onnx.load(str(float_path))
+    softmax = [n.name for n in model.graph.node if n.op_type == "Softmax"]
+    feed = _Feed(model.graph.input[0].name, calibration)
+    try:
+        with captured_native_output("onnxruntime-quantization"):
+            ortq.quantize_static(
+                str(float_path),
+                str(int8_path),
+                feed,
+                quant_format=ortq.QuantFormat.QDQ,
+                per_channel=per_channel,
+                activation_type=ortq.QuantType.QInt8,
+                weight_type=ortq.QuantType.QInt8,
+                nodes_to_exclude=softmax,
+                calibrate_method=_method(ortq, method),
+            )
+    except Exception as exc:
+        raise ExportError(
+            f"ONNX Runtime quantization failed ({type(exc).__name__}: "
+            f"{str(exc)[:200]})",
+            "run with -v to see its output, or try --onnx-calibration minmax",
+        ) from exc
+    return int8_quantization(
+        method=method, per_channel=per_channel, kept_in_float=softmax, format="QDQ"
+    )
+
+
+def _method(ortq: Any, method: str) -> Any:
+    names = {"minmax": "MinMax", "entropy": "Entropy", "percentile": "Percentile"}
+    return getattr(ortq.CalibrationMethod, names[method])
+
+
+def _describe(
+    traced: Traced,
+    path: Path,
+    precision: str,
+    seconds: float,
+    opset: int,
+    quantization: dict[str, Any] | None,
+) -> Produced:
+    import tf2onnx
+
+    outputs = _output_shapes(path)
+    return Produced(
+        file=path.name,
+        format="onnx",
+        precision=precision,
+        inputs=[float_tensor(traced.input_name, traced.input_shape)],
+        outputs=[float_tensor(n, outputs[n]) for n in traced.output_names],
+        converter=_converter_record(tf2onnx.__version__, opset, precision),
+        seconds=seconds,
+        quantization=quantization or float_quantization(),
+    )
+
+
+def _converter_record(version: str, opset: int, precision: str) -> dict[str, str]:
+    record = {"name": "tf2onnx", "version": version, "opset": str(opset)}
+    if precision == "int8":
+        import onnxruntime
+
+        record["quantizer"] = f"onnxruntime.quantization {onnxruntime.__version__}"
+    return record
+
+
+def _output_shapes(path: Path) -> dict[str, list[int | None]]:
+    import onnx
+
+    graph = onnx.load(str(path), load_external_data=False).graph
+    shapes = {}
+    for value in graph.output:
+        dims = value.type.tensor_type.shape.dim
+        shapes[value.name] = [
+            d.dim_value if d.HasField("dim_value") else None for d in dims
+        ]
+    return shapes

@@ -1,0 +1,170 @@
+"""OpenVINO IR export: fp32, fp16 on request, int8 through NNCF.
+
+The traced tf.function is converted once by ``openvino.convert_model``. The
+fp32 IR is saved without the fp16 weight compression that ``save_model``
+applies by default, so that it is a true float baseline.
+"""
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgekit.bundle import TensorInfo
+from edgekit.errors import ExportError
+from edgekit.export.common import (
+    Produced,
+    Stopwatch,
+    Traced,
+    float_quantization,
+    fp16_quantization,
+    int8_quantization,
+    single_images,
+)
+from edgekit.logs import captured_native_output
+
+PRESETS = ("performance", "mixed")
+SOFTMAX_TYPES = ("Softmax", "SoftMax")
+
+
+def export_openvino(
+    traced: Traced,
+    out_dir: Path,
+    *,
+    precisions: list[str],
+    calibration: np.ndarray | None = None,
+    preset: str = "performance",
+) -> list[Produced]:
+    """Convert the traced model to OpenVINO IR files in ``out_dir``.
+
+    Args:
+        traced: the model traced once (see ``common.trace_model``).
+        out_dir: where ``openvino-<precision>.xml`` and ``.bin`` are written.
+        precisions: any of ``fp32``, ``fp16``, ``int8``.
+        calibration: preprocessed images (N, H, W, C), required for int8.
+        preset: NNCF quantization preset, ``performance`` (symmetric
+            activations) or ``mixed`` (asymmetric activations).
+    """
+    order = traced.output_names
+    watch = Stopwatch()
+    model = _convert(traced)
+    convert_seconds = watch.seconds()
+
+    produced = []
+    for precision in ("fp32", "fp16"):
+        if precision in precisions:
+            watch = Stopwatch()
+            _save(model, out_dir, precision)
+            seconds = convert_seconds + watch.seconds()
+            record = fp16_quantization() if precision == "fp16" else None
+            produced.append(
+                _describe(model, out_dir, precision, seconds, record, order)
+            )
+
+    if "int8" in precisions:
+        watch = Stopwatch()
+        quantized, quant = quantize_int8(model, calibration, preset=preset)
+        _save(quantized, out_dir, "int8")
+        produced.append(
+            _describe(quantized, out_dir, "int8", watch.seconds(), quant, order)
+        )
+    return produced
+
+
+def _convert(traced: Traced) -> Any:
+    import openvino as ov
+
+    try:
+        with captured_native_output("openvino"):
+            return ov.convert_model(traced.concrete)
+    except Exception as exc:
+        raise ExportError(
+            f"openvino.convert_model failed ({type(exc).__name__}: {str(exc)[:200]})",
+            "run with -v to see its output, or leave openvino out of --formats",
+        ) from exc
+
+
+def quantize_int8(
+    model: Any, calibration: np.ndarray | None, *, preset: str = "performance"
+) -> tuple[Any, dict[str, Any]]:
+    """Quantize an OpenVINO model with NNCF on images; return it and its record.
+
+    The softmax nodes are named in NNCF's ignored scope, so they stay in float
+    (the verdict policy) whatever NNCF's defaults are.
+    """
+    import nncf
+
+    if calibration is None or len(calibration) == 0:
+        raise ExportError(
+            "int8 OpenVINO needs calibration images", "pass --calibration"
+        )
+    if preset not in PRESETS:
+        raise ExportError(
+            f"unknown NNCF preset {preset!r}", f"choose one of {', '.join(PRESETS)}"
+        )
+
+    softmax = [
+        op.get_friendly_name()
+        for op in model.get_ordered_ops()
+        if op.get_type_name() in SOFTMAX_TYPES
+    ]
+    dataset = nncf.Dataset(list(single_images(calibration)))
+    try:
+        with captured_native_output("nncf"):
+            quantized = nncf.quantize(
+                model.clone(),
+                dataset,
+                preset=getattr(nncf.QuantizationPreset, preset.upper()),
+                subset_size=len(calibration),
+                ignored_scope=nncf.IgnoredScope(names=softmax),
+            )
+    except Exception as exc:
+        raise ExportError(
+            f"NNCF quantization failed ({type(exc).__name__}: {str(exc)[:200]})",
+            "run with -v to see its output",
+        ) from exc
+    record = int8_quantization(
+        method="minmax", per_channel=True, kept_in_float=softmax, preset=preset
+    )
+    return quantized, record
+
+
+def _save(model: Any, out_dir: Path, precision: str) -> None:
+    import openvino as ov
+
+    path = out_dir / f"openvino-{precision}.xml"
+    with captured_native_output("openvino"):
+        ov.save_model(model, str(path), compress_to_fp16=precision == "fp16")
+
+
+def _describe(
+    model: Any,
+    out_dir: Path,
+    precision: str,
+    seconds: float,
+    quantization: dict[str, Any] | None,
+    order: list[str],
+) -> Produced:
+    import openvino as ov
+
+    stem = f"openvino-{precision}"
+    outputs = sorted(
+        (_port_info(p) for p in model.outputs), key=lambda t: order.index(t.name)
+    )
+    return Produced(
+        file=f"{stem}.xml",
+        format="openvino",
+        precision=precision,
+        inputs=[_port_info(p) for p in model.inputs],
+        outputs=outputs,
+        converter={"name": "openvino", "version": ov.__version__},
+        seconds=seconds,
+        quantization=quantization or float_quantization(),
+        companions=[f"{stem}.bin"],
+    )
+
+
+def _port_info(port: Any) -> TensorInfo:
+    name = port.get_any_name()
+    shape = [d.get_length() if d.is_static else -1 for d in port.get_partial_shape()]
+    return TensorInfo(name, name, shape, port.get_element_type().to_dtype().name)
