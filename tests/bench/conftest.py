@@ -28,7 +28,6 @@ from edgekit.bundle import (
 
 SIZE = 32
 SAMPLES = 8
-FEATURES = 256
 
 
 def _model():
@@ -49,7 +48,8 @@ def _model():
 def _function(model, batch):
     import tensorflow as tf
 
-    spec = tf.TensorSpec((batch, SIZE, SIZE, 1), tf.float32, name="image")
+    shape = (batch, *model.input_shape[1:])
+    spec = tf.TensorSpec(shape, tf.float32, name="image")
 
     @tf.function(input_signature=[spec])
     def serve(image):
@@ -100,14 +100,15 @@ def _tflite_tensors(path):
 def _onnx(model, path):
     import tf2onnx
 
-    serve = _function(model, None)
+    # The model's own batch: None (dynamic) for the tiny model, 1 for PatchGAN.
+    serve = _function(model, model.input_shape[0])
     proto, _ = tf2onnx.convert.from_function(
         serve, input_signature=serve.input_signature, opset=17
     )
     path.write_bytes(proto.SerializeToString())
 
 
-def _onnx_tensors(path):
+def _onnx_tensors(path, features):
     import onnx
 
     proto = onnx.load(str(path))
@@ -124,7 +125,7 @@ def _onnx_tensors(path):
     by_width = {shape(o)[-1]: o for o in proto.graph.output}
     outputs = [
         TensorInfo(name, by_width[width].name, shape(by_width[width]), "float32")
-        for name, width in (("verdict", 2), ("features", FEATURES))
+        for name, width in (("verdict", 2), ("features", features))
     ]
     return inputs, outputs
 
@@ -181,13 +182,18 @@ def _artifact(bundle, file, fmt, precision, inputs, outputs, companions=()):
     )
 
 
-def build_bundle(bundle: Path) -> None:
-    """Convert the tiny model into six artifacts and write a bundle."""
+def build_bundle(bundle: Path, model=None, samples: int = SAMPLES) -> None:
+    """Convert a model (the tiny one by default) into six artifacts.
+
+    The model must have one input ``image`` and the outputs ``verdict`` and
+    ``features``, in that order, like edgekit's PatchGAN.
+    """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    model = model or _model()
+    shape = tuple(model.input_shape[1:])
     rng = np.random.default_rng(0)
-    calibration = rng.uniform(-1, 1, (16, SIZE, SIZE, 1)).astype(np.float32)
-    holdout = rng.uniform(-1, 1, (SAMPLES, SIZE, SIZE, 1)).astype(np.float32)
-    model = _model()
+    calibration = rng.uniform(-1, 1, (16, *shape)).astype(np.float32)
+    holdout = rng.uniform(-1, 1, (samples, *shape)).astype(np.float32)
     model.predict(calibration, verbose=0)
     bundle.mkdir(parents=True)
 
@@ -199,7 +205,8 @@ def build_bundle(bundle: Path) -> None:
         artifacts.append(_artifact(bundle, name, "tflite", precision, inputs, outputs))
 
     _onnx(model, bundle / "onnx-fp32.onnx")
-    inputs, outputs = _onnx_tensors(bundle / "onnx-fp32.onnx")
+    features = int(model.output_shape[1][-1])
+    inputs, outputs = _onnx_tensors(bundle / "onnx-fp32.onnx", features)
     _onnx_int8(
         bundle / "onnx-fp32.onnx",
         bundle / "onnx-int8.onnx",
@@ -224,10 +231,10 @@ def build_bundle(bundle: Path) -> None:
         {"verdict": verdict, "features": features},
     )
     manifest = Manifest(
-        model={"name": "tiny", "input_shape": [SIZE, SIZE, 1]},
+        model={"name": model.name, "input_shape": list(shape)},
         preprocessing={"range": [-1, 1]},
         calibration={"count": len(calibration)},
-        holdout={"count": SAMPLES},
+        holdout={"count": samples},
         outputs=[
             {"name": "verdict", "role": "class"},
             {"name": "features", "role": "features"},
