@@ -57,6 +57,8 @@ class BenchOptions:
     device: str = "CPU"
     providers: list[str] | None = None
     reference: str = "bundle"
+    model: str | None = None
+    weights: str | None = None
     skip_missing: bool = False
     isolate: bool = False
 
@@ -115,7 +117,7 @@ def run_bench(bundle_dir: Path, options: BenchOptions | None = None) -> BenchRep
     manifest = read_manifest(bundle_dir)
     artifacts = select_artifacts(manifest, options.only)
     verify_all(bundle_dir, artifacts)
-    inputs, reference = load_reference(bundle_dir, manifest, options.reference)
+    inputs, reference = load_reference(bundle_dir, manifest, options)
     missing = check_runtimes(artifacts, options)
 
     results: list[dict[str, Any]] = []
@@ -178,29 +180,21 @@ def verify_all(bundle_dir: Path, artifacts: list[Artifact]) -> None:
 
 
 def load_reference(
-    bundle_dir: Path, manifest: Manifest, source: str
+    bundle_dir: Path, manifest: Manifest, options: BenchOptions
 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     """The reference inputs and float outputs: reference.npz or a fresh Keras run."""
     inputs, reference = read_reference(bundle_dir, manifest)
-    if source == "bundle":
+    if options.reference == "bundle":
         return inputs, reference
-    if source != "keras":
+    if options.reference != "keras":
         raise EdgekitError(
-            f"--reference {source!r} is not known; use 'bundle' or 'keras'"
+            f"--reference {options.reference!r} is not known; use 'bundle' or 'keras'"
         )
 
-    from edgekit.runners.keras import run_keras_reference
+    from edgekit.runners.keras import keras_reference
 
-    model_file = manifest.model.get("file") or manifest.model.get("path")
-    if not model_file:
-        raise BundleError(
-            "--reference keras needs the Keras model file, and the manifest's "
-            "'model' section names none",
-            "use the bundle's reference.npz (drop --reference)",
-        )
-    names = [o["name"] for o in manifest.outputs]
-    fresh = run_keras_reference(bundle_dir / model_file, inputs, names)
-    return inputs, fresh
+    weights = Path(options.weights) if options.weights else None
+    return inputs, keras_reference(manifest, inputs, options.model, weights)
 
 
 def check_runtimes(

@@ -243,6 +243,8 @@ def build_bundle(bundle: Path, model=None, samples: int = SAMPLES) -> None:
         edgekit_version="test",
     )
     (bundle / "manifest.json").write_text(manifest.to_json())
+    # Beside the bundle, not in it: for --reference keras --model.
+    model.save(bundle.parent / f"{model.name}.keras")
 
 
 @pytest.fixture(scope="session")

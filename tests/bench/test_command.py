@@ -189,6 +189,40 @@ def test_skip_missing_skips_only_that_runtime(built_bundle, tmp_path):
     assert "skipped onnx-fp32.onnx" in done.stderr
 
 
+def test_a_fresh_keras_reference_agrees_with_the_bundles(built_bundle, tmp_path):
+    report = tmp_path / "r.json"
+    model = next(built_bundle.parent.glob("*.keras"))
+
+    result = bench(
+        str(built_bundle),
+        *FAST,
+        "--only",
+        "*fp32*",
+        "--reference",
+        "keras",
+        "--model",
+        str(model),
+        "--json",
+        str(report),
+    )
+
+    assert result.exit_code == 0, result.output
+    data = json.loads(report.read_text())
+    assert data["settings"]["reference"] == "keras"
+    for row in data["results"]:
+        assert row["parity"]["verdict"]["max_abs"] < 1e-5
+
+
+def test_keras_reference_without_keras_says_what_to_install(built_bundle, tmp_path):
+    done, _ = bench_blocked(
+        tmp_path, "tensorflow,keras", str(built_bundle), *FAST, "--reference", "keras"
+    )
+
+    assert done.returncode == 2
+    assert done.stderr.strip().endswith("or drop --reference")
+    assert "pip install 'edgekit[host]'" in done.stderr
+
+
 def _one_line_error(result, *needles):
     assert result.exit_code == 2, result.output
     lines = [line for line in result.output.splitlines() if line.strip()]

@@ -51,6 +51,14 @@ def bench(
         Reference,
         typer.Option(help="Float reference: the bundle's, or a fresh Keras run."),
     ] = Reference.bundle,
+    model: Annotated[
+        str | None,
+        typer.Option(help="With --reference keras: built-in name or .keras file."),
+    ] = None,
+    weights: Annotated[
+        Path | None,
+        typer.Option(help="With --reference keras: the weights given to export."),
+    ] = None,
     skip_missing: Annotated[
         bool, typer.Option(help="Skip artifacts whose runtime is not installed.")
     ] = False,
@@ -78,6 +86,8 @@ def bench(
         device=device,
         providers=list(provider) if provider else None,
         reference=reference.value,
+        model=model,
+        weights=str(weights) if weights else None,
         skip_missing=skip_missing,
         isolate=isolate,
     )
