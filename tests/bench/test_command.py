@@ -160,6 +160,18 @@ def test_bench_runs_where_tensorflow_cannot_be_imported(built_bundle, tmp_path):
     assert len(json.loads(report.read_text())["results"]) == 6
 
 
+def test_device_side_modules_import_no_tensorflow():
+    code = (
+        "import sys\n"
+        "import edgekit.bench, edgekit.report, edgekit.commands.bench\n"
+        "import edgekit.runners.litert, edgekit.runners.onnxruntime\n"
+        "import edgekit.runners.openvino, edgekit.runners.keras\n"
+        "heavy = [m for m in ('tensorflow', 'keras', 'tf2onnx') if m in sys.modules]\n"
+        "assert not heavy, heavy\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
 def test_a_missing_runtime_names_the_extra_to_install(built_bundle, tmp_path):
     done, _ = bench_blocked(tmp_path, "onnxruntime", str(built_bundle), *FAST)
 

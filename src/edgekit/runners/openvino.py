@@ -21,6 +21,7 @@ READ_BACK = (
     "INFERENCE_NUM_THREADS",
     "INFERENCE_PRECISION_HINT",
     "ENABLE_CPU_PINNING",
+    "EXECUTION_DEVICES",
 )
 
 
@@ -139,6 +140,8 @@ def _plain(value: Any) -> Any:
     """An OpenVINO property value as JSON-friendly text: f32, LATENCY, 1."""
     if isinstance(value, bool | int | float | str):
         return value
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
     if hasattr(value, "to_string"):
         return value.to_string()
     return getattr(value, "name", str(value))
