@@ -131,10 +131,14 @@ def test_weights_of_the_other_architecture_are_a_model_error(tmp_path, layout):
     assert "same architecture" in message
 
 
-def test_a_shape_mismatch_names_the_weight(tmp_path):
+@pytest.mark.parametrize("layout", ["keras3", "keras2"])
+def test_a_shape_mismatch_names_the_weight(tmp_path, layout):
     source = build_model("patchgan", input_shape=(32, 32, 3))
-    path = tmp_path / "rgb.h5"
-    write_keras2_weights(source, path)
+    path = tmp_path / ("rgb.weights.h5" if layout == "keras3" else "rgb.h5")
+    if layout == "keras3":
+        source.save_weights(path)
+    else:
+        write_keras2_weights(source, path)
     model = build_model("patchgan", input_shape=SMALL)
 
     with pytest.raises(ModelError, match="block1_conv/kernel"):

@@ -13,6 +13,7 @@ Two layouts are read, recognised by their content rather than their name:
 import contextlib
 import hashlib
 import logging
+import re
 import tempfile
 import warnings
 from collections.abc import Iterator
@@ -79,10 +80,20 @@ def _reason(error: Exception) -> str:
     # Keras's messages run over several lines; keep the one that says which
     # layer and what it expected, not the summary or the list of objects.
     lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    for line in lines:
-        if not line.startswith(("A total of", "List of objects", "[<")):
-            return line
-    return lines[0] if lines else type(error).__name__
+    useful = [
+        line
+        for line in lines
+        if not line.startswith(("A total of", "List of objects", "[<"))
+    ]
+    reason = (useful or lines or [type(error).__name__])[0]
+
+    # Keras appends the variable itself, values included, to shape errors;
+    # keep only its path.
+    reason, _, target = reason.partition(" Target variable:")
+    path = re.search(r"path=([^,\s]+)", target)
+    if path:
+        reason = f"{reason.rstrip('.')} for {path.group(1)}"
+    return reason if len(reason) <= 240 else reason[:237] + "..."
 
 
 def _layout(path: Path) -> str:
