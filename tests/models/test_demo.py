@@ -71,3 +71,16 @@ def test_demo_weights_come_from_the_cache_the_second_time(
     assert "demo weights loaded from cache" in caplog.text
     assert cache_directory() == demo_cache
     assert not list(demo_cache.glob(".*"))
+
+
+def test_recomputing_demo_weights_gives_the_same_weights(tmp_path, monkeypatch):
+    digests = []
+    for attempt in ("first", "second"):
+        monkeypatch.setenv("EDGEKIT_CACHE", str(tmp_path / attempt))
+        loaded = resolve_model(
+            "pix2pix", calibration=CALIBRATION, input_shape=(64, 64, 1)
+        )
+        digests.append(loaded.weights_sha256)
+
+    assert digests[0] == digests[1]
+    assert len(list((tmp_path / "first").glob("*.weights.h5"))) == 1
