@@ -8,6 +8,8 @@ the elementwise layers do no multiply-accumulates, so both count zero.
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 if TYPE_CHECKING:
     import keras
 
@@ -111,12 +113,19 @@ def _config_text(layer) -> str:
 
 
 def _macs(layer, input_shape: tuple | None, output_shape: tuple | None) -> int:
+    import keras
+
     kind = type(layer).__name__
+    if isinstance(layer, keras.Model):
+        # A sub-model of a user's model: count what is inside it.
+        return sum(row.macs for row in describe(layer)[:-1])
     if kind == "Conv2D" and input_shape and output_shape:
         height, width, filters = output_shape[-3:]
         kernel_h, kernel_w = layer.kernel_size
         channels = input_shape[-1] // layer.groups
         return int(height * width * kernel_h * kernel_w * channels * filters)
-    if kind == "Dense" and input_shape:
-        return int(input_shape[-1] * layer.units)
+    if kind == "Dense" and input_shape and None not in input_shape[1:]:
+        # A Dense on (N, ..., D) applies its kernel at every leading position.
+        positions = int(np.prod(input_shape[1:-1], dtype=np.int64))
+        return positions * int(input_shape[-1]) * layer.units
     return 0
