@@ -9,6 +9,7 @@ replaced by a fixed one so that two runs write the same bytes.
 
 import contextlib
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,7 @@ DEFAULT_OPSET = 17
 CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
 GRAPH_NAME = "edgekit"
 CATCH_ERRORS = "TF2ONNX_CATCH_ERRORS"
+_NUMBERED = re.compile(r"__(\d+)")
 
 
 def export_onnx(
@@ -98,6 +100,7 @@ def _convert(traced: Traced, path: Path, opset: int) -> None:
 
     _rename_io(proto, traced.tensor_names)
     _name_dynamic_batch(proto)
+    canonical_names(proto)
     # The defaults name the TensorFlow function, which TensorFlow numbers per
     # process; fixed names keep the file identical between runs.
     proto.graph.name = GRAPH_NAME
@@ -131,6 +134,41 @@ def _rename_io(proto: Any, names: dict[str, str]) -> None:
     for node in proto.graph.node:
         node.input[:] = [renames.get(n, n) for n in node.input]
         node.output[:] = [renames.get(n, n) for n in node.output]
+
+
+def canonical_names(proto: Any) -> None:
+    """Renumber tf2onnx's made-up names by first use, and order initializers so.
+
+    tf2onnx numbers the names it invents (``new_shape__33``) with a counter,
+    and some of its passes visit nodes in the order of Python's per-process
+    string hashes, so equal graphs come out with different numbers and a
+    different initializer order from run to run.
+    """
+    numbers: dict[str, str] = {}
+
+    def renumber(name: str) -> str:
+        return _NUMBERED.sub(
+            lambda m: "__" + numbers.setdefault(m.group(1), str(len(numbers))), name
+        )
+
+    first_use: dict[str, int] = {}
+    for position, node in enumerate(proto.graph.node):
+        node.name = renumber(node.name)
+        node.input[:] = [renumber(n) for n in node.input]
+        node.output[:] = [renumber(n) for n in node.output]
+        for name in node.input:
+            first_use.setdefault(name, position)
+    for value in [*proto.graph.initializer, *proto.graph.value_info]:
+        value.name = renumber(value.name)
+
+    ordered = sorted(
+        proto.graph.initializer, key=lambda t: (first_use.get(t.name, -1), t.name)
+    )
+    copies = [type(t)() for t in ordered]
+    for copy, tensor in zip(copies, ordered, strict=True):
+        copy.CopyFrom(tensor)
+    del proto.graph.initializer[:]
+    proto.graph.initializer.extend(copies)
 
 
 def _name_dynamic_batch(proto: Any) -> None:

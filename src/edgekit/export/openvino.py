@@ -64,6 +64,7 @@ def export_openvino(
     if "int8" in precisions:
         watch = Stopwatch()
         quantized, quant = quantize_int8(model, calibration, preset=preset)
+        canonical_names(quantized)
         _save(quantized, out_dir, "int8")
         produced.append(
             _describe(quantized, out_dir, "int8", watch.seconds(), quant, order)
@@ -76,12 +77,27 @@ def _convert(traced: Traced) -> Any:
 
     try:
         with captured_native_output("openvino"):
-            return ov.convert_model(traced.concrete)
+            model = ov.convert_model(traced.concrete)
     except Exception as exc:
         raise ExportError(
             f"openvino.convert_model failed ({type(exc).__name__}: {str(exc)[:200]})",
             "run with -v to see its output, or leave openvino out of --formats",
         ) from exc
+    canonical_names(model)
+    return model
+
+
+def canonical_names(model: Any) -> None:
+    """Replace OpenVINO's generated node names with ones numbered in graph order.
+
+    A node nobody named is called after its type and a counter shared by the
+    whole process (``Constant_95``), so the XML of the same model differs with
+    whatever the process converted before, e.g. the fp32 IR before the int8
+    one. Numbering by position in the ordered graph makes it repeatable.
+    """
+    for index, op in enumerate(model.get_ordered_ops()):
+        if op.get_friendly_name() == op.get_name():
+            op.set_friendly_name(f"{op.get_type_name()}_{index}")
 
 
 def quantize_int8(

@@ -117,7 +117,7 @@ class ExportOptions:
         parent = self.output.resolve().parent
         while not parent.exists():
             parent = parent.parent
-        if not os.access(parent, os.W_OK):
+        if not parent.is_dir() or not os.access(parent, os.W_OK):
             raise ExportError(
                 f"cannot write the bundle {self.output}: {parent} is not writable",
                 "choose a writable -o",

@@ -2,6 +2,7 @@
 
 import json
 import logging
+import os
 import subprocess
 import sys
 import tempfile
@@ -147,7 +148,7 @@ def _manifest(
     return Manifest(
         model={
             "name": loaded.name,
-            "source": loaded.source,
+            "source": _without_paths(loaded.source, options),
             "sha256": loaded.weights_sha256,
             "trained": loaded.trained,
             "input_shape": [
@@ -165,6 +166,14 @@ def _manifest(
         stages=stages,
         edgekit_version=__version__,
     )
+
+
+def _without_paths(text: str, options: ExportOptions) -> str:
+    """Say which files by name only: a manifest holds no machine paths."""
+    for path in (options.model, options.weights):
+        if path is not None and str(path) not in ("patchgan", "pix2pix"):
+            text = text.replace(str(path), Path(path).name)
+    return text
 
 
 def _calibration_record(prepared: Any, options: ExportOptions) -> dict[str, Any]:
@@ -213,11 +222,13 @@ class _Worker:
             options.to_json(),
             str(out_dir),
         ]
+        # A fixed hash seed: tf2onnx visits nodes in string-hash order.
         process = subprocess.Popen(
             command + formats,
             stdout=subprocess.PIPE,
             stderr=log_file,
             stdin=subprocess.DEVNULL,
+            env=os.environ | {"PYTHONHASHSEED": "0"},
         )
         worker = cls(process, log_file, formats)
         for fmt in formats:
