@@ -30,11 +30,11 @@ SIZE = 32
 SAMPLES = 8
 
 
-def _model():
+def _model(batch_size: int | None = None):
     import keras
 
     keras.utils.set_random_seed(7)
-    image = keras.Input((SIZE, SIZE, 1), name="image")
+    image = keras.Input((SIZE, SIZE, 1), batch_size=batch_size, name="image")
     x = keras.layers.Conv2D(8, 4, strides=2, padding="same", use_bias=False)(image)
     x = keras.layers.BatchNormalization()(x)
     x = keras.layers.LeakyReLU(0.2)(x)
