@@ -161,30 +161,40 @@ def main() -> int:
     print(f"threads {args.threads}, {args.runs} runs x {args.rounds} rounds, batch 1")
     header = ("artifact", "tool", "edgekit p50", "tool p50", "ratio", "range")
     print("{:<16} {:<17} {:>12} {:>10} {:>7}  {}".format(*header))
-    worst, measured, spread = 0.0, 0, 0.0
-    for artifact in chosen:
-        try:
-            pairs = [
-                measure_round(args.bundle, artifact, args, edgekit_first=i % 2 == 1)
-                for i in range(args.rounds)
-            ]
-        except RuntimeError as error:
-            print(f"{artifact.id:<16} {TOOLS[artifact.format]:<17} failed: {error}")
-            continue
+    ratios = [compare_artifact(args, artifact) for artifact in chosen]
+    return print_verdict([r for r in ratios if r is not None])
 
-        ratio, low, high = summarize(pairs)
-        worst, measured = max(worst, abs(ratio - 1)), measured + 1
-        spread = max(spread, high - low)
-        mine = statistics.median(p[0] for p in pairs)
-        theirs = statistics.median(p[1] for p in pairs)
-        print(
-            f"{artifact.id:<16} {TOOLS[artifact.format]:<17} "
-            f"{mine:>9.3f} ms {theirs:>7.3f} ms {ratio:>7.3f}  {low:.3f}-{high:.3f}"
-        )
 
-    if not measured:
+def compare_artifact(args: argparse.Namespace, artifact: Artifact) -> tuple | None:
+    """Print one artifact's row; return (ratio, low, high), None if it failed."""
+    tool = TOOLS[artifact.format]
+    try:
+        pairs = [
+            measure_round(args.bundle, artifact, args, edgekit_first=i % 2 == 1)
+            for i in range(args.rounds)
+        ]
+    except RuntimeError as error:
+        print(f"{artifact.id:<16} {tool:<17} failed: {error}")
+        return None
+
+    ratio, low, high = summarize(pairs)
+    mine = statistics.median(p[0] for p in pairs)
+    theirs = statistics.median(p[1] for p in pairs)
+    print(
+        f"{artifact.id:<16} {tool:<17} "
+        f"{mine:>9.3f} ms {theirs:>7.3f} ms {ratio:>7.3f}  {low:.3f}-{high:.3f}"
+    )
+    return ratio, low, high
+
+
+def print_verdict(ratios: list[tuple[float, float, float]]) -> int:
+    """Say whether every median ratio is within the target; 1 if none ran."""
+    if not ratios:
         print("no artifact could be measured by its vendor tool")
         return 1
+
+    worst = max(abs(ratio - 1) for ratio, _, _ in ratios)
+    spread = max(high - low for _, low, high in ratios)
     verdict = "within" if worst <= TARGET - 1 else "OUTSIDE"
     print(f"largest deviation {worst:.1%}: {verdict} the {TARGET - 1:.0%} target")
     if spread > 2 * (TARGET - 1):

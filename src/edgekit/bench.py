@@ -35,9 +35,15 @@ from edgekit.bundle import (
 )
 from edgekit.environment import describe_environment, physical_cores
 from edgekit.errors import BundleError, EdgekitError, RuntimeMissingError
-from edgekit.latency import DEFAULT_MIN_SECONDS, DEFAULT_RUNS, DEFAULT_WARMUP, measure
+from edgekit.latency import (
+    DEFAULT_MIN_SECONDS,
+    DEFAULT_RUNS,
+    DEFAULT_WARMUP,
+    LatencyResult,
+    measure,
+)
 from edgekit.parity import compare_outputs
-from edgekit.runners import open_runner
+from edgekit.runners import Runner, open_runner
 
 log = logging.getLogger(__name__)
 
@@ -299,8 +305,7 @@ def measure_artifact(
 ) -> tuple[dict[str, Any], dict[str, np.ndarray] | None]:
     """Load, time and run an artifact on every reference sample, here."""
     result = base_result(artifact)
-    process = psutil.Process()
-    before = process.memory_info().rss
+    before = psutil.Process().memory_info().rss
     feeds = batch_one_feeds(inputs)
     try:
         runner = open_runner(
@@ -311,7 +316,7 @@ def measure_artifact(
             providers=options.providers,
         )
         with runner:
-            loaded = process.memory_info().rss
+            loaded = psutil.Process().memory_info().rss
             timing = measure(
                 runner,
                 feeds,
@@ -320,15 +325,29 @@ def measure_artifact(
                 min_seconds=options.min_seconds,
             )
             outputs = collect_outputs(runner, feeds)
-            peak = max(loaded, process.memory_info().rss)
+            peak = max(loaded, psutil.Process().memory_info().rss)
+    except RuntimeMissingError:
+        raise
     except EdgekitError as error:
-        if isinstance(error, RuntimeMissingError):
-            raise
         result["failures"].append(error.one_line())
         return result, None
 
+    result |= timing_fields(runner, timing, options.threads or 1)
     result |= {
-        "threads": options.threads,
+        "peak_rss_mb": peak / MB,
+        "rss_load_delta_mb": (loaded - before) / MB,
+        "memory_source": "psutil RSS of the shared bench process after the run "
+        "(includes earlier artifacts; use --isolate for a per-artifact peak)",
+    }
+    return result, outputs
+
+
+def timing_fields(
+    runner: Runner, timing: LatencyResult, threads: int
+) -> dict[str, Any]:
+    """The result fields that come from the runner and the timing loop."""
+    return {
+        "threads": threads,
         "runtime": runner.settings,
         "load_ms": runner.load_ns / 1e6,
         "first_inference_ms": timing.first_inference_ms,
@@ -337,12 +356,7 @@ def measure_artifact(
         "throughput_per_s": timing.throughput,
         "warmup": timing.warmup,
         "timed_seconds": timing.seconds,
-        "peak_rss_mb": peak / MB,
-        "rss_load_delta_mb": (loaded - before) / MB,
-        "memory_source": "psutil RSS of the shared bench process after the run "
-        "(includes earlier artifacts; use --isolate for a per-artifact peak)",
     }
-    return result, outputs
 
 
 def batch_one_feeds(inputs: dict[str, np.ndarray]) -> list[dict[str, np.ndarray]]:
