@@ -1,6 +1,7 @@
 """edgekit.images: the shipped calibration sets, preprocessing, refusals, hashing."""
 
 import hashlib
+import importlib.util
 import io
 import json
 import logging
@@ -67,6 +68,15 @@ def refusal(path: Path, **kwargs) -> str:
 # The shipped calibration and held-out sets.
 
 
+def load_calibration_script():
+    spec = importlib.util.spec_from_file_location(
+        "make_calibration", CALIBRATION / "make_calibration.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 @pytest.mark.parametrize(("folder", "minimum"), [("images", 200), ("holdout", 100)])
 def test_calibration_sets_are_large_enough_and_256_grayscale(folder, minimum):
     paths = list_images(CALIBRATION / folder)
@@ -78,7 +88,7 @@ def test_calibration_sets_are_large_enough_and_256_grayscale(folder, minimum):
             assert (image.mode, image.size) == ("L", (256, 256)), path.name
 
 
-def test_calibration_and_holdout_are_disjoint_by_bytes_and_by_source():
+def test_calibration_and_holdout_are_disjoint_and_cover_the_same_scenes():
     calibration = list_images(CALIBRATION / "images")
     holdout = list_images(CALIBRATION / "holdout")
 
@@ -88,9 +98,26 @@ def test_calibration_and_holdout_are_disjoint_by_bytes_and_by_source():
     def sources(paths):
         return {NAME.match(path.name).group(2) for path in paths}
 
+    # The split is by region of each photograph (see calibration/README.md):
+    # no shared file, and every scene on both sides.
     assert not digests(calibration) & digests(holdout)
-    assert not sources(calibration) & sources(holdout)
-    assert len(sources(holdout)) >= 4
+    assert sources(calibration) == sources(holdout)
+    assert len(sources(holdout)) >= 10
+
+
+def test_calibration_and_holdout_regions_never_overlap():
+    script = load_calibration_script()
+
+    for name in script.SOURCES:
+        photo = script.load_source(name)
+        calibration = script.cut_region(photo, script.REGIONS["images"])
+        holdout = script.cut_region(photo, script.REGIONS["holdout"])
+        axis = 0 if photo.width >= photo.height else 1
+
+        # The two crops tile the longer side exactly, without overlap.
+        tiled = calibration.size[axis] + holdout.size[axis]
+        assert tiled == photo.size[axis], name
+        assert calibration.size[1 - axis] == holdout.size[1 - axis], name
 
 
 def test_first_files_in_name_order_span_every_source():

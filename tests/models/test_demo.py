@@ -35,10 +35,9 @@ def test_demo_weights_are_decisive_on_held_out_photographs(
     assert loaded.trained is False
     assert "not a trained discriminator" in loaded.source
     assert margin >= 0.3
-    # The held-out set is four scenes, 30 crops each, so its split moves in
-    # steps of about a quarter with the seed; seed 0 puts three of the four
-    # mostly on one side. Neither verdict may take (almost) everything.
-    assert 0.2 <= share <= 0.8
+    # Centring the bias splits the calibration photographs evenly; unseen
+    # crops of the same scenes must split roughly evenly too.
+    assert 0.3 <= share <= 0.7
 
 
 def test_fresh_initialisation_is_not_decisive(holdout):
