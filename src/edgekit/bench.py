@@ -50,6 +50,17 @@ log = logging.getLogger(__name__)
 SCHEMA_VERSION = 1
 MB = 2**20
 
+# Written into every JSON report, so that a reader needs no other document.
+CONVENTIONS = {
+    "latency_ms": "the runtime call alone, batch 1, after untimed warm-up",
+    "io_ms": "quantizing, copying in, copying out and dequantizing around it",
+    "sqnr_db": "10*log10(sum ref^2 / sum (ref-out)^2); null when the tensors are "
+    "identical (infinite), see 'identical'",
+    "agreement": "percent of samples whose argmax matches the reference",
+    "vs_fp32": "the same metrics against the fp32 artifact of the same format",
+    "peak_rss_mb": "see memory_source: per artifact only with --isolate",
+}
+
 
 @dataclass
 class BenchOptions:
@@ -97,6 +108,7 @@ class BenchReport:
             "bundle": self.bundle,
             "model": self.model,
             "class_output": self.class_output,
+            "conventions": CONVENTIONS,
             "settings": asdict(self.options),
             "environment": self.environment,
             "results": self.results,
@@ -122,7 +134,10 @@ def run_bench(bundle_dir: Path, options: BenchOptions | None = None) -> BenchRep
     bundle_dir = Path(bundle_dir)
     manifest = read_manifest(bundle_dir)
     artifacts = select_artifacts(manifest, options.only)
+
+    # Integrity first: nothing is loaded until every chosen file checks out.
     verify_all(bundle_dir, artifacts)
+
     inputs, reference = load_reference(bundle_dir, manifest, options)
     missing = check_runtimes(artifacts, options)
 
