@@ -7,6 +7,12 @@ which goes first in each round so that drift of a shared machine hits both,
 and prints edgekit's p50 as a ratio to the tool's median. A ratio above
 1.05 means edgekit adds overhead worth finding.
 
+Separate processes minutes apart see different loads on a shared machine,
+so the last column also compares edgekit's runner with the tool's own API
+call (``InferRequest.infer``, ``CompiledModel.run_by_name``) inside one
+process, in alternating blocks of ten calls: that ratio is edgekit's own
+overhead with the machine's noise mostly cancelled.
+
 * OpenVINO: ``benchmark_app -api sync -hint latency`` with the threads (and
   f32 precision for fp32 artifacts) given through ``-load_config``, the same
   properties edgekit's runner sets; a dynamic input is fixed with ``-shape``
@@ -38,13 +44,17 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
+
+import numpy as np
 
 from edgekit.bench import batch_one_feeds
 from edgekit.bundle import Artifact, read_manifest, read_reference
 from edgekit.environment import physical_cores
 from edgekit.latency import measure
-from edgekit.runners import open_runner
+from edgekit.logs import captured_native_output
+from edgekit.runners import Runner, open_runner, quantize
 
 TOOLS = {"openvino": "benchmark_app", "tflite": "litert-benchmark"}
 TARGET = 1.05
@@ -107,6 +117,87 @@ def edgekit_p50_ms(bundle: Path, artifact: Artifact, threads: int, runs: int) ->
     return timing.latency.p50
 
 
+def bare_call(artifact: Artifact, path: Path, threads: int, feed: np.ndarray):
+    """The tool's own API call on inputs set once, with edgekit's settings.
+
+    OpenVINO: ``InferRequest.infer`` on a model compiled like edgekit's
+    runner compiles it. LiteRT: ``CompiledModel.run_by_name``, the API that
+    litert-benchmark drives.
+    """
+    info = artifact.inputs[0]
+    if info.dtype in ("int8", "uint8"):
+        feed = quantize(feed, info.scale, info.zero_point, info.dtype)
+
+    if artifact.format == "openvino":
+        import openvino as ov
+
+        config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": threads}
+        if artifact.precision == "fp32":
+            config["INFERENCE_PRECISION_HINT"] = "f32"
+        request = (
+            ov.Core().compile_model(str(path), "CPU", config).create_infer_request()
+        )
+        request.get_input_tensor(0).data[...] = feed
+        return request.infer
+
+    from ai_edge_litert.compiled_model import CompiledModel
+    from ai_edge_litert.environment import Environment, EnvironmentOptions
+    from ai_edge_litert.hardware_accelerator import HardwareAccelerator
+    from ai_edge_litert.options import CpuOptions, Options
+
+    options = Options(
+        hardware_accelerators=HardwareAccelerator(HardwareAccelerator.CPU),
+        cpu_options=CpuOptions(num_threads=threads),
+    )
+    environment = Environment.create(options=EnvironmentOptions())
+    model = CompiledModel.from_file(str(path), environment=environment, options=options)
+    key = next(iter(model.get_signature_list()))
+    inputs = {
+        n: model.create_input_buffer_by_name(key, n)
+        for n in model.get_input_tensor_details(key)
+    }
+    outputs = {
+        n: model.create_output_buffer_by_name(key, n)
+        for n in model.get_output_tensor_details(key)
+    }
+    next(iter(inputs.values())).write(feed)
+    return lambda: model.run_by_name(key, inputs, outputs)
+
+
+def in_process_ratio(bundle: Path, artifact: Artifact, threads: int) -> float:
+    """edgekit's runner against the bare API call, in alternating blocks.
+
+    Both run in this process, ten calls at a time, so a busy machine slows
+    both alike; the ratio of medians is edgekit's own overhead.
+    """
+    inputs, _ = read_reference(bundle, read_manifest(bundle))
+    feeds = batch_one_feeds(inputs)
+    first = feeds[0][artifact.inputs[0].name]
+    with open_runner(artifact, bundle, threads=threads) as runner:
+        call = bare_call(artifact, bundle / artifact.file, threads, first)
+        ours, theirs = alternate(runner, feeds, call)
+    return statistics.median(ours) / statistics.median(theirs)
+
+
+def alternate(runner: Runner, feeds: list, call) -> tuple[list[int], list[int]]:
+    """Time 20 blocks of ten runner calls and ten bare calls, in turn."""
+    for _ in range(5):
+        runner.infer(feeds[0])
+        call()
+
+    ours: list[int] = []
+    theirs: list[int] = []
+    for _ in range(20):
+        for i in range(10):
+            runner.infer(feeds[i % len(feeds)])
+            ours.append(runner.last_run_ns)
+        for _ in range(10):
+            start = time.perf_counter_ns()
+            call()
+            theirs.append(time.perf_counter_ns() - start)
+    return ours, theirs
+
+
 def _run(command: list[str]) -> str:
     done = subprocess.run(command, capture_output=True, text=True)
     output = done.stdout + done.stderr
@@ -160,7 +251,7 @@ def main() -> int:
 
     print(f"threads {args.threads}, {args.runs} runs x {args.rounds} rounds, batch 1")
     header = ("artifact", "tool", "edgekit p50", "tool p50", "ratio", "range")
-    print("{:<16} {:<17} {:>12} {:>10} {:>7}  {}".format(*header))
+    print("{:<16} {:<17} {:>12} {:>10} {:>7}  {:<11}  in-process".format(*header))
     ratios = [compare_artifact(args, artifact) for artifact in chosen]
     return print_verdict([r for r in ratios if r is not None])
 
@@ -180,9 +271,15 @@ def compare_artifact(args: argparse.Namespace, artifact: Artifact) -> tuple | No
     ratio, low, high = summarize(pairs)
     mine = statistics.median(p[0] for p in pairs)
     theirs = statistics.median(p[1] for p in pairs)
+    try:
+        # LiteRT's accelerator registry logs on fd 2 as it comes and goes.
+        with captured_native_output("LiteRT"):
+            bare = f"{in_process_ratio(args.bundle, artifact, args.threads):.3f}"
+    except RuntimeError as error:
+        bare = f"n/a ({str(error).splitlines()[0][:40]})"
     print(
-        f"{artifact.id:<16} {tool:<17} "
-        f"{mine:>9.3f} ms {theirs:>7.3f} ms {ratio:>7.3f}  {low:.3f}-{high:.3f}"
+        f"{artifact.id:<16} {tool:<17} {mine:>9.3f} ms {theirs:>7.3f} ms "
+        f"{ratio:>7.3f}  {low:.3f}-{high:.3f}  {bare}"
     )
     return ratio, low, high
 
