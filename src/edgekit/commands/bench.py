@@ -28,7 +28,7 @@ def bench(
     threads: Annotated[
         int | None,
         typer.Option(
-            min=1, help="CPU threads for every runtime [default: physical cores]."
+            min=1, help="CPU threads for every runtime.", show_default="physical cores"
         ),
     ] = None,
     warmup: Annotated[
@@ -45,7 +45,9 @@ def bench(
     ] = "CPU",
     provider: Annotated[
         list[str] | None,
-        typer.Option(help="ONNX Runtime execution provider [default: CPU only]."),
+        typer.Option(
+            help="ONNX Runtime execution provider.", show_default="CPUExecutionProvider"
+        ),
     ] = None,
     reference: Annotated[
         Reference,
