@@ -60,7 +60,7 @@ def export(
     ] = False,
     onnx_calibration: Annotated[
         str, typer.Option(help="ONNX calibration: minmax, entropy or percentile.")
-    ] = "minmax",
+    ] = "percentile",
     nncf_preset: Annotated[
         str, typer.Option(help="NNCF preset: performance or mixed.")
     ] = "performance",

@@ -7,8 +7,9 @@ format asked for, and write the bundle atomically (see ``edgekit.bundle``).
 Policies, applied the same way in every format:
 
 * **Verdict.** The default int8 configuration keeps the softmax in float, on
-  dequantized logits (``common.VERDICT_POLICY``); each int8 artifact's
-  ``quantization`` record names the ops kept in float.
+  dequantized logits, and with it the first three conv blocks and the last
+  one, where int8 error flipped verdicts (``common.VERDICT_POLICY``); each
+  int8 artifact's ``quantization`` record names the ops kept in float.
 * **Failure.** A format that fails fails the whole export: the bundle is
   written only when every format succeeded, nothing is left behind, and an
   existing bundle is untouched. The error names the format; leaving it out

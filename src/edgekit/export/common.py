@@ -20,8 +20,47 @@ from edgekit.bundle import Artifact, FileInfo, TensorInfo, sha256_of
 # near 0.5 to a tie; the logits before it keep the answer.
 VERDICT_POLICY = "softmax-in-float"
 VERDICT_POLICY_TEXT = (
-    "Softmax runs in float on dequantized logits; every other op is int8"
+    "Softmax runs in float on dequantized logits, and so do the first three "
+    "conv blocks and the last one; every other op is int8"
 )
+
+# The first three conv blocks and the last one also stay in float. Block 1
+# has no BatchNorm and sees raw pixels, and the int8 ranges calibrated in the
+# first blocks carried most of the error; the last block's output is the
+# features the verdict is computed from. Measured on the 256x256 demo model
+# and the held-out photographs: ONNX Runtime kept the verdict on 93% with only
+# the softmax in float, 98% with the first two blocks too, 99% with the last
+# block as well; TFLite needed the third block to reach 98%. These blocks hold
+# a quarter of the weights, so the int8 file is about 40% of the float one.
+LEADING_FLOAT_BLOCKS = 3
+TRAILING_FLOAT_BLOCKS = 1
+
+
+def float_block_ops(
+    ops: list[tuple[str, str]], conv_types: tuple[str, ...], head_types: tuple[str, ...]
+) -> list[str]:
+    """Names of the ops in the conv blocks that the verdict policy keeps float.
+
+    A block runs from a conv to the next conv; the last one ends at the head
+    (the Dense layer).
+
+    Args:
+        ops: (name, type) of every op on the data path, in graph order.
+        conv_types: the backend's names for a convolution.
+        head_types: the backend's names for the Dense layer's op.
+    """
+    blocks: list[list[str]] = []
+    for name, op_type in ops:
+        if op_type in head_types:
+            break
+        if op_type in conv_types:
+            blocks.append([])
+        if blocks:
+            blocks[-1].append(name)
+
+    chosen = blocks[:LEADING_FLOAT_BLOCKS] + blocks[-TRAILING_FLOAT_BLOCKS:]
+    names = [name for block in chosen for name in block]
+    return list(dict.fromkeys(names))
 
 
 @dataclass(frozen=True)
@@ -176,7 +215,11 @@ def int8_quantization(
         "per_channel": per_channel,
         "verdict_policy": VERDICT_POLICY,
         "verdict_policy_text": VERDICT_POLICY_TEXT,
-        "kept_in_float": sorted(kept_in_float),
+        "float_blocks": {
+            "leading": LEADING_FLOAT_BLOCKS,
+            "trailing": TRAILING_FLOAT_BLOCKS,
+        },
+        "kept_in_float": kept_in_float,
         **extra,
     }
 

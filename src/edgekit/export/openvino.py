@@ -5,6 +5,7 @@ fp32 IR is saved without the fp16 weight compression that ``save_model``
 applies by default, so that it is a true float baseline.
 """
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from edgekit.export.common import (
     Produced,
     Stopwatch,
     Traced,
+    float_block_ops,
     float_quantization,
     fp16_quantization,
     int8_quantization,
@@ -24,6 +26,7 @@ from edgekit.export.common import (
 from edgekit.logs import captured_native_output
 
 PRESETS = ("performance", "mixed")
+_GENERATED = re.compile(r"[A-Za-z]+_\d+")
 SOFTMAX_TYPES = ("Softmax", "SoftMax")
 
 
@@ -96,7 +99,10 @@ def canonical_names(model: Any) -> None:
     one. Numbering by position in the ordered graph makes it repeatable.
     """
     for index, op in enumerate(model.get_ordered_ops()):
-        if op.get_friendly_name() == op.get_name():
+        name = op.get_friendly_name()
+        # The TensorFlow frontend also hands such generated names on to the
+        # ops it rewrites (a PRelu called ``Transpose_666``).
+        if name == op.get_name() or _GENERATED.fullmatch(name):
             op.set_friendly_name(f"{op.get_type_name()}_{index}")
 
 
@@ -124,6 +130,8 @@ def quantize_int8(
         for op in model.get_ordered_ops()
         if op.get_type_name() in SOFTMAX_TYPES
     ]
+    path = _main_path(model)
+    kept = float_block_ops(path, ("Convolution",), ("MatMul",)) + softmax
     dataset = nncf.Dataset(list(single_images(calibration)))
     try:
         with captured_native_output("nncf"):
@@ -132,7 +140,7 @@ def quantize_int8(
                 dataset,
                 preset=getattr(nncf.QuantizationPreset, preset.upper()),
                 subset_size=len(calibration),
-                ignored_scope=nncf.IgnoredScope(names=softmax),
+                ignored_scope=nncf.IgnoredScope(names=kept),
             )
     except Exception as exc:
         raise ExportError(
@@ -140,9 +148,25 @@ def quantize_int8(
             "run with -v to see its output",
         ) from exc
     record = int8_quantization(
-        method="minmax", per_channel=True, kept_in_float=softmax, preset=preset
+        method="minmax", per_channel=True, kept_in_float=kept, preset=preset
     )
     return quantized, record
+
+
+def _main_path(model: Any) -> list[tuple[str, str]]:
+    """(name, type) of the ops on the path from the input, up to a fork.
+
+    The ordered op list interleaves the weights' own ops (transposes of
+    constants) with the data path, so the path is walked from the input.
+    """
+    path = []
+    node = model.get_parameters()[0]
+    while True:
+        consumers = list(node.output(0).get_target_inputs())
+        if len(consumers) != 1:
+            return path
+        node = consumers[0].get_node()
+        path.append((node.get_friendly_name(), node.get_type_name()))
 
 
 def _save(model: Any, out_dir: Path, precision: str) -> None:

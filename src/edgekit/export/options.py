@@ -59,7 +59,7 @@ class ExportOptions:
     dynamic_batch: bool = False
     opset: int = 17
     per_channel: bool = True
-    onnx_calibration: str = "minmax"
+    onnx_calibration: str = "percentile"
     nncf_preset: str = "performance"
     calibration_limit: int | None = None
     holdout_limit: int | None = None

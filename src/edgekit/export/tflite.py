@@ -24,6 +24,7 @@ from edgekit.export.common import (
     Produced,
     Stopwatch,
     Traced,
+    float_block_ops,
     float_quantization,
     fp16_quantization,
     int8_quantization,
@@ -71,11 +72,11 @@ def export_tflite(
 
     if "int8" in precisions:
         watch = Stopwatch()
-        model = quantize_int8(float_model, calibration, int8_io=int8_io)
+        model, kept = quantize_int8(float_model, calibration, int8_io=int8_io)
         quant = int8_quantization(
             method="minmax",
             per_channel=True,
-            kept_in_float=FLOAT_OPS,
+            kept_in_float=kept + FLOAT_OPS,
             io="int8" if int8_io else "float32",
         )
         produced.append(_write(model, out_dir, "int8", watch.seconds(), quant, traced))
@@ -158,11 +159,12 @@ def _quiet_absl() -> Iterator[None]:
 
 def quantize_int8(
     float_model: bytes, calibration: np.ndarray | None, *, int8_io: bool = False
-) -> bytes:
+) -> tuple[bytes, list[str]]:
     """Calibrate a float TFLite model on images and quantize it to int8.
 
-    Weights are int8 per channel, activations int8 per tensor; the softmax is
-    kept in float (the verdict policy).
+    Weights are int8 per channel, activations int8 per tensor; the softmax and
+    the first conv blocks are kept in float (the verdict policy). Returns the
+    model and the names of the ops kept in float, besides the softmax.
     """
     import tensorflow as tf
     from tensorflow.lite.python import convert
@@ -172,6 +174,8 @@ def quantize_int8(
         raise ExportError("int8 TFLite needs calibration images", "pass --calibration")
 
     io_type = tf.int8 if int8_io else tf.float32
+    ops = operator_outputs(float_model)
+    kept = float_block_ops(ops, ("CONV_2D",), ("FULLY_CONNECTED",))
     try:
         with captured_native_output("tflite-int8"):
             staged = calibrator.add_intermediate_tensors(float_model)
@@ -184,7 +188,8 @@ def quantize_int8(
                 input_data_type=io_type,
                 output_data_type=io_type,
                 denylisted_ops=FLOAT_OPS,
-            )
+                denylisted_nodes=kept,
+            ), kept
     except Exception as exc:
         raise ExportError(
             f"TFLite int8 quantization failed ({type(exc).__name__}: "
@@ -238,6 +243,19 @@ def operator_names(model: bytes) -> list[str]:
         else:
             names.append(builtin(max(code.builtinCode, code.deprecatedBuiltinCode)))
     return names
+
+
+def operator_outputs(model: bytes) -> list[tuple[str, str]]:
+    """(first output tensor name, op name) of every op, in graph order."""
+    from tensorflow.lite.python import schema_py_generated as schema
+
+    parsed = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(model, 0))
+    names = operator_names(model)
+    graph = parsed.subgraphs[0]
+    return [
+        (graph.tensors[op.outputs[0]].name.decode(), names[op.opcodeIndex])
+        for op in graph.operators
+    ]
 
 
 def assert_builtin_only(model: bytes) -> None:
