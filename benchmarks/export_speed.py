@@ -44,7 +44,7 @@ def by_hand(out: Path) -> None:
 
 
 def _lap(stage: str, clock: float) -> None:
-    print(f"{stage} {time.perf_counter() - clock:.2f}", flush=True)
+    print(f"STAGE {stage} {time.perf_counter() - clock:.2f}", flush=True)
 
 
 def _samples(images):
@@ -142,8 +142,10 @@ def main() -> None:
             edgekit = [sys.executable, "-m", "edgekit", "-q", "export", "--int8"]
             seconds, _ = _timed(edgekit + ["-o", str(Path(scratch) / "bundle")])
             edgekit_times.append(seconds)
+    # The converters print to stdout too; only the stage lines are ours.
+    lines = [line[6:] for line in stages.splitlines() if line.startswith("STAGE ")]
     print("by hand, per stage (s):")
-    print("  " + stages.strip().replace("\n", "\n  "))
+    print("  " + "\n  ".join(lines))
     hand, ours = min(hand_times), min(edgekit_times)
     print(f"by hand:        {hand:6.1f} s")
     print(f"edgekit export: {ours:6.1f} s")

@@ -79,7 +79,7 @@ def export(
     ] = None,
     workers: Annotated[
         int,
-        typer.Option(help="Converting processes: 2 runs ONNX/OpenVINO beside TFLite."),
+        typer.Option(help="Converting processes: 2 runs ONNX beside TFLite+OpenVINO."),
     ] = 2,
 ) -> None:
     """Export TFLite, ONNX and OpenVINO artifacts into one bundle."""

@@ -15,7 +15,8 @@ Policies, applied the same way in every format:
   existing bundle is untouched. The error names the format; leaving it out
   of ``--formats`` exports the others.
 * **Concurrency.** With ``workers=2`` (the default) a second process
-  converts ONNX and OpenVINO while this one converts TFLite. Each process
+  converts ONNX (tf2onnx, then ONNX Runtime's percentile calibration, the
+  longest stage) while this one converts TFLite, then OpenVINO. Each process
   resolves and traces the same model; their weight digests are compared.
 """
 

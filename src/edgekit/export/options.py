@@ -42,8 +42,8 @@ class ExportOptions:
         holdout_limit: use only the first N held-out images.
         input_size: height and width of a built-in model; None: 256.
         seed: the initialisation seed of a built-in model.
-        workers: processes to convert in; 2 runs ONNX and OpenVINO beside
-            TFLite, 1 runs everything in this process.
+        workers: processes to convert in; 2 runs ONNX beside TFLite and
+            OpenVINO, 1 runs everything in this process.
     """
 
     model: str | None = None

@@ -27,8 +27,9 @@ from edgekit.export.worker import convert_format, produced_from_dict
 
 log = logging.getLogger(__name__)
 
-# TFLite stays in this process; these go to the worker when there is one.
-WORKER_FORMATS = ("onnx", "openvino")
+# ONNX goes to the worker when there is one: its calibration is the longest
+# stage, about as long as TFLite and OpenVINO together in this process.
+WORKER_FORMATS = ("onnx",)
 
 
 class StageReporter(Protocol):

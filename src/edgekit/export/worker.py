@@ -1,4 +1,4 @@
-"""The second converting process: ONNX and OpenVINO beside TFLite.
+"""The second converting process: ONNX beside TFLite and OpenVINO.
 
 Run as ``python -m edgekit.export.worker OPTIONS_JSON OUT_DIR FORMAT...``.
 It resolves the same model from the same options, traces it, converts the
