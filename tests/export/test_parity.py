@@ -131,3 +131,19 @@ def test_int8_io_gives_quantized_tensors_that_dequantize_right(
     outputs = run_artifact(tmp_path / "io", artifact, images)
     assert agreement(outputs, reference) >= 0.9
     assert min_cosine(outputs["features"], reference["features"]) >= 0.93
+
+
+def test_dynamic_batch_leaves_the_batch_open_in_every_format(tiny_model_path, tmp_path):
+    import onnx
+
+    options = tiny_options(tiny_model_path, tmp_path / "dyn", dynamic_batch=True)
+
+    manifest = export_bundle(options)
+
+    assert {a.inputs[0].shape[0] for a in manifest.artifacts} == {-1}
+    graph = onnx.load(str(tmp_path / "dyn" / "onnx-fp32.onnx")).graph
+    assert graph.input[0].type.tensor_type.shape.dim[0].dim_param == "batch"
+    images, reference = reference_of(tmp_path / "dyn", manifest)
+    for artifact in manifest.artifacts:
+        outputs = run_artifact(tmp_path / "dyn", artifact, images)
+        np.testing.assert_allclose(outputs["verdict"], reference["verdict"], atol=1e-5)
