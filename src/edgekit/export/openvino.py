@@ -115,6 +115,10 @@ def quantize_int8(
     (the verdict policy) whatever NNCF's defaults are.
     """
     import nncf
+    from nncf.quantization.advanced_parameters import (
+        AdvancedQuantizationParameters,
+        OverflowFix,
+    )
 
     if calibration is None or len(calibration) == 0:
         raise ExportError(
@@ -133,6 +137,11 @@ def quantize_int8(
     path = _main_path(model)
     kept = float_block_ops(path, ("Convolution",), ("MatMul",)) + softmax
     dataset = nncf.Dataset(list(single_images(calibration)))
+    # CPUs without VNNI (AVX2, plain AVX-512) add int8 products in 16-bit
+    # registers that saturate. NNCF's default guards only the first layer, and
+    # on an AVX2 machine that cost the verdict on 7% of held-out photographs;
+    # 7-bit weights in every layer keep it (98%), on any CPU the IR lands on.
+    advanced = AdvancedQuantizationParameters(overflow_fix=OverflowFix.ENABLE)
     try:
         with captured_native_output("nncf"):
             quantized = nncf.quantize(
@@ -141,6 +150,7 @@ def quantize_int8(
                 preset=getattr(nncf.QuantizationPreset, preset.upper()),
                 subset_size=len(calibration),
                 ignored_scope=nncf.IgnoredScope(names=kept),
+                advanced_parameters=advanced,
             )
     except Exception as exc:
         raise ExportError(
@@ -148,7 +158,11 @@ def quantize_int8(
             "run with -v to see its output",
         ) from exc
     record = int8_quantization(
-        method="minmax", per_channel=True, kept_in_float=kept, preset=preset
+        method="minmax",
+        per_channel=True,
+        kept_in_float=kept,
+        preset=preset,
+        overflow_fix="enable (7-bit weights)",
     )
     return quantized, record
 
