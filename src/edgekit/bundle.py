@@ -20,6 +20,7 @@ import json
 import os
 import shutil
 import tempfile
+import zipfile
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -275,15 +276,17 @@ def write_reference(
     path: Path, inputs: dict[str, np.ndarray], outputs: dict[str, np.ndarray]
 ) -> None:
     """Write reference.npz without pickled objects and without timestamps."""
-    arrays = {REFERENCE_INPUT_PREFIX + k: np.ascontiguousarray(v) for k, v in inputs.items()}
-    arrays |= {REFERENCE_OUTPUT_PREFIX + k: np.ascontiguousarray(v) for k, v in outputs.items()}
+    arrays = {
+        REFERENCE_INPUT_PREFIX + k: np.ascontiguousarray(v) for k, v in inputs.items()
+    }
+    arrays |= {
+        REFERENCE_OUTPUT_PREFIX + k: np.ascontiguousarray(v) for k, v in outputs.items()
+    }
     for array in arrays.values():
         if array.dtype == object:
             raise ValueError("reference arrays must be numeric")
     # np.savez stamps zip entries with the current time; a fixed date keeps the
     # file byte-identical between runs.
-    import zipfile
-
     with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED) as archive:
         for key in sorted(arrays):
             info = zipfile.ZipInfo(key + ".npy", date_time=(1980, 1, 1, 0, 0, 0))
