@@ -109,11 +109,33 @@ def print_table(report: BenchReport, console: Console) -> None:
 
     threads = report.options.threads
     console.print(f"threads {threads}, batch 1, p50/p90 of the runtime call alone")
+    for note in precision_notes(report):
+        console.print(note)
     for result in report.results:
         if result["status"] == "skipped":
             console.print(f"skipped {result['file']}: {result['reason']}")
     for failure in report.failures:
         console.print(f"FAILED {failure}", style="red")
+
+
+def precision_notes(report: BenchReport) -> list[str]:
+    """Say where a runtime ran float math in less than float32.
+
+    OpenVINO's CPU plugin runs the float parts of a model in bf16 where the
+    CPU has it (AVX512_BF16, AMX), unless told otherwise. bench asks for f32
+    only for fp32 artifacts; an int8 or fp16 IR runs as it would when
+    deployed with the defaults, and its layers kept in float then run in
+    bf16. The reader of the table must know that.
+    """
+    notes = []
+    for result in report.results:
+        precision = (result.get("runtime") or {}).get("inference_precision_hint")
+        if precision and precision not in ("f32", "undefined"):
+            notes.append(
+                f"{result['id']}: OpenVINO ran its float layers in {precision}, "
+                "the CPU plugin's default on this CPU"
+            )
+    return notes
 
 
 def write_json(report: BenchReport, path: Path) -> None:
@@ -138,5 +160,6 @@ def markdown(report: BenchReport) -> str:
         f"{cpu.get('model', '?')}, {report.options.threads} threads, batch 1; "
         f"latency is the runtime call alone (edgekit {version})."
     )
+    lines += [f"- {note}" for note in precision_notes(report)]
     lines += [f"- FAILED {f}" for f in report.failures]
     return "\n".join(lines) + "\n"
