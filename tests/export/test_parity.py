@@ -147,3 +147,46 @@ def test_dynamic_batch_leaves_the_batch_open_in_every_format(tiny_model_path, tm
     for artifact in manifest.artifacts:
         outputs = run_artifact(tmp_path / "dyn", artifact, images)
         np.testing.assert_allclose(outputs["verdict"], reference["verdict"], atol=1e-5)
+
+
+@pytest.mark.parametrize("method", ["minmax", "entropy", "percentile"])
+def test_calibrating_only_quantized_tensors_gives_the_same_onnx_model(
+    small_bundle, tmp_path, method
+):
+    import onnx
+    from onnxruntime import quantization as ortq
+
+    from edgekit.export.common import float_block_ops
+    from edgekit.export.onnx import _method, quantize_int8
+    from edgekit.images import Preprocessing, load_images
+
+    from .conftest import CALIBRATION, SIZE
+
+    images = load_images(
+        CALIBRATION, Preprocessing(height=SIZE, width=SIZE, channels=1), limit=16
+    ).arrays
+    float_path = small_bundle / "onnx-fp32.onnx"
+    graph = onnx.load(str(float_path)).graph
+    ops = [(n.name, n.op_type) for n in graph.node]
+    kept = float_block_ops(ops, ("Conv",), ("Gemm", "MatMul"))
+    kept += [name for name, op_type in ops if op_type == "Softmax"]
+    ours = tmp_path / "ours.onnx"
+    theirs = tmp_path / "theirs.onnx"
+
+    quantize_int8(float_path, ours, images, method=method)
+    # ONNX Runtime calibrating every tensor itself, with the same settings.
+    feed = iter([{"image": images[i : i + 1]} for i in range(len(images))])
+    reader = type("Reader", (), {"get_next": lambda self: next(feed, None)})()
+    ortq.quantize_static(
+        str(float_path),
+        str(theirs),
+        reader,
+        quant_format=ortq.QuantFormat.QDQ,
+        per_channel=True,
+        activation_type=ortq.QuantType.QInt8,
+        weight_type=ortq.QuantType.QInt8,
+        nodes_to_exclude=kept,
+        calibrate_method=_method(ortq, method),
+    )
+
+    assert ours.read_bytes() == theirs.read_bytes()

@@ -8,8 +8,10 @@ replaced by a fixed one so that two runs write the same bytes.
 """
 
 import contextlib
+import inspect
 import os
 import re
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -59,7 +61,7 @@ def export_onnx(
             default, percentile (99.999%), ignores the rare extreme
             activations that min/max stretches the int8 range for; with ONNX
             Runtime's fused int8 kernels min/max kept the demo model's verdict
-            on 97% of the held-out photographs, percentile on 100%.
+            on 98.2% of the held-out photographs (2 flips), percentile on 100%.
     """
     if "fp16" in precisions:
         raise ExportError("ONNX has no fp16 export here", "use tflite or openvino")
@@ -228,19 +230,25 @@ def quantize_int8(
     softmax = [name for name, op_type in ops if op_type == "Softmax"]
     kept = float_block_ops(ops, ("Conv",), ("Gemm", "MatMul")) + softmax
     feed = _Feed(model.graph.input[0].name, calibration)
+    options = {
+        "quant_format": ortq.QuantFormat.QDQ,
+        "per_channel": per_channel,
+        "activation_type": ortq.QuantType.QInt8,
+        "weight_type": ortq.QuantType.QInt8,
+        "nodes_to_exclude": kept,
+        "calibrate_method": _method(ortq, method),
+    }
     try:
-        with captured_native_output("onnxruntime-quantization"):
-            ortq.quantize_static(
-                str(float_path),
-                str(int8_path),
-                feed,
-                quant_format=ortq.QuantFormat.QDQ,
-                per_channel=per_channel,
-                activation_type=ortq.QuantType.QInt8,
-                weight_type=ortq.QuantType.QInt8,
-                nodes_to_exclude=kept,
-                calibrate_method=_method(ortq, method),
-            )
+        with (
+            captured_native_output("onnxruntime-quantization"),
+            tempfile.TemporaryDirectory(prefix="edgekit-ortq-") as work,
+        ):
+            if _takes_calibration_cache(ortq):
+                ranges = calibrate_quantized_tensors(
+                    float_path, model, set(kept), feed, method, Path(work)
+                )
+                options["calibration_cache_path"] = str(ranges)
+            ortq.quantize_static(str(float_path), str(int8_path), feed, **options)
     except Exception as exc:
         raise ExportError(
             f"ONNX Runtime quantization failed ({type(exc).__name__}: "
@@ -250,6 +258,78 @@ def quantize_int8(
     return int8_quantization(
         method=method, per_channel=per_channel, kept_in_float=kept, format="QDQ"
     )
+
+
+def _takes_calibration_cache(ortq: Any) -> bool:
+    # ONNX Runtime added calibration_cache_path to quantize_static in 2026;
+    # an older one calibrates every tensor itself, slower but the same model.
+    parameters = inspect.signature(ortq.quantize_static).parameters
+    return "calibration_cache_path" in parameters
+
+
+# ONNX Runtime's own defaults per method, as quantize_static passes them to
+# its calibrator when given no extra options (create_calibrator).
+_CALIBRATOR_SETTINGS = {
+    "minmax": ("MinMaxCalibrater", {}),
+    "entropy": ("EntropyCalibrater", {"num_bins": 128, "num_quantized_bins": 128}),
+    "percentile": (
+        "PercentileCalibrater",
+        {"num_bins": 2048, "percentile": 99.999, "symmetric": True},
+    ),
+}
+
+
+def calibrate_quantized_tensors(
+    float_path: Path,
+    model: Any,
+    kept_in_float: set[str],
+    feed: "_Feed",
+    method: str,
+    work: Path,
+) -> Path:
+    """Calibrate only the tensors the quantizer will use; write ORT's cache.
+
+    quantize_static calibrates every float tensor of the model, those of the
+    nodes kept in float included. Here those are the first blocks' outputs,
+    the largest activations of the network: with percentile calibration they
+    took most of its time and held 6 GB of activations. Each tensor's range
+    is computed on its own, so leaving the others out changes no range; the
+    quantized model is the same, byte for byte.
+
+    Returns:
+        The calibration cache file, for ``calibration_cache_path``.
+    """
+    from onnxruntime.quantization import calibrate, registry, save_tensors_data
+
+    needed = {
+        name
+        for node in model.graph.node
+        if node.name not in kept_in_float
+        for name in (*node.input, *node.output)
+    }
+    name, settings = _CALIBRATOR_SETTINGS[method]
+    base = getattr(calibrate, name)
+
+    class QuantizedTensorsOnly(base):
+        def select_tensors_to_calibrate(self, graph_model: Any) -> Any:
+            tensors, value_infos = super().select_tensors_to_calibrate(graph_model)
+            return tensors & needed, value_infos
+
+    # The op types quantize_static calibrates when it is given none.
+    op_types = sorted(set(registry.QLinearOpsRegistry) | set(registry.QDQRegistry))
+    calibrator = QuantizedTensorsOnly(
+        str(float_path),
+        op_types,
+        augmented_model_path=str(work / "augmented.onnx"),
+        **settings,
+    )
+    calibrator.augment_graph()
+    calibrator.create_inference_session()
+    calibrator.collect_data(feed)
+    path = work / "ranges.json"
+    save_tensors_data(calibrator.compute_data(), path)
+    feed.rewind()
+    return path
 
 
 def _method(ortq: Any, method: str) -> Any:
