@@ -156,8 +156,7 @@ def test_calibrating_only_quantized_tensors_gives_the_same_onnx_model(
     import onnx
     from onnxruntime import quantization as ortq
 
-    from edgekit.export.common import float_block_ops
-    from edgekit.export.onnx import _method, quantize_int8
+    from edgekit.export.onnx import _Feed, kept_in_float, quantize_int8, static_options
     from edgekit.images import Preprocessing, load_images
 
     from .conftest import CALIBRATION, SIZE
@@ -166,27 +165,17 @@ def test_calibrating_only_quantized_tensors_gives_the_same_onnx_model(
         CALIBRATION, Preprocessing(height=SIZE, width=SIZE, channels=1), limit=16
     ).arrays
     float_path = small_bundle / "onnx-fp32.onnx"
-    graph = onnx.load(str(float_path)).graph
-    ops = [(n.name, n.op_type) for n in graph.node]
-    kept = float_block_ops(ops, ("Conv",), ("Gemm", "MatMul"))
-    kept += [name for name, op_type in ops if op_type == "Softmax"]
+    kept = kept_in_float(onnx.load(str(float_path)))
     ours = tmp_path / "ours.onnx"
     theirs = tmp_path / "theirs.onnx"
 
     quantize_int8(float_path, ours, images, method=method)
     # ONNX Runtime calibrating every tensor itself, with the same settings.
-    feed = iter([{"image": images[i : i + 1]} for i in range(len(images))])
-    reader = type("Reader", (), {"get_next": lambda self: next(feed, None)})()
     ortq.quantize_static(
         str(float_path),
         str(theirs),
-        reader,
-        quant_format=ortq.QuantFormat.QDQ,
-        per_channel=True,
-        activation_type=ortq.QuantType.QInt8,
-        weight_type=ortq.QuantType.QInt8,
-        nodes_to_exclude=kept,
-        calibrate_method=_method(ortq, method),
+        _Feed("image", images),
+        **static_options(ortq, kept, per_channel=True, method=method),
     )
 
     assert ours.read_bytes() == theirs.read_bytes()

@@ -226,18 +226,9 @@ def quantize_int8(
         )
 
     model = onnx.load(str(float_path))
-    ops = [(n.name, n.op_type) for n in model.graph.node]
-    softmax = [name for name, op_type in ops if op_type == "Softmax"]
-    kept = float_block_ops(ops, ("Conv",), ("Gemm", "MatMul")) + softmax
+    kept = kept_in_float(model)
     feed = _Feed(model.graph.input[0].name, calibration)
-    options = {
-        "quant_format": ortq.QuantFormat.QDQ,
-        "per_channel": per_channel,
-        "activation_type": ortq.QuantType.QInt8,
-        "weight_type": ortq.QuantType.QInt8,
-        "nodes_to_exclude": kept,
-        "calibrate_method": _method(ortq, method),
-    }
+    options = static_options(ortq, kept, per_channel=per_channel, method=method)
     try:
         with (
             captured_native_output("onnxruntime-quantization"),
@@ -258,6 +249,27 @@ def quantize_int8(
     return int8_quantization(
         method=method, per_channel=per_channel, kept_in_float=kept, format="QDQ"
     )
+
+
+def kept_in_float(model: Any) -> list[str]:
+    """The nodes the verdict policy keeps in float: its conv blocks, softmax."""
+    ops = [(n.name, n.op_type) for n in model.graph.node]
+    softmax = [name for name, op_type in ops if op_type == "Softmax"]
+    return float_block_ops(ops, ("Conv",), ("Gemm", "MatMul")) + softmax
+
+
+def static_options(
+    ortq: Any, kept: list[str], *, per_channel: bool, method: str
+) -> dict[str, Any]:
+    """The quantize_static arguments of edgekit's int8 ONNX, besides paths."""
+    return {
+        "quant_format": ortq.QuantFormat.QDQ,
+        "per_channel": per_channel,
+        "activation_type": ortq.QuantType.QInt8,
+        "weight_type": ortq.QuantType.QInt8,
+        "nodes_to_exclude": kept,
+        "calibrate_method": _method(ortq, method),
+    }
 
 
 def _takes_calibration_cache(ortq: Any) -> bool:
@@ -282,7 +294,7 @@ _CALIBRATOR_SETTINGS = {
 def calibrate_quantized_tensors(
     float_path: Path,
     model: Any,
-    kept_in_float: set[str],
+    float_nodes: set[str],
     feed: "_Feed",
     method: str,
     work: Path,
@@ -304,7 +316,7 @@ def calibrate_quantized_tensors(
     needed = {
         name
         for node in model.graph.node
-        if node.name not in kept_in_float
+        if node.name not in float_nodes
         for name in (*node.input, *node.output)
     }
     name, settings = _CALIBRATOR_SETTINGS[method]
