@@ -84,6 +84,7 @@ def export(
 ) -> None:
     """Export TFLite, ONNX and OpenVINO artifacts into one bundle."""
     from edgekit.export import ExportOptions, export_bundle
+    from edgekit.export.memory import keep_freed_memory
 
     options = ExportOptions(
         model=model,
@@ -107,6 +108,8 @@ def export(
         workers=workers,
     ).resolved()
 
+    # This process converts and exits: it can keep what it frees for reuse.
+    keep_freed_memory()
     with _ProgressReporter() as reporter:
         manifest = export_bundle(options, reporter)
     _print_table(manifest, options.output)
