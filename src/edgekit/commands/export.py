@@ -79,8 +79,8 @@ def export(
     ] = None,
     workers: Annotated[
         int,
-        typer.Option(help="Converting processes: 2 runs ONNX beside TFLite+OpenVINO."),
-    ] = 2,
+        typer.Option(help="Converting processes: 1 (all in one) to 3 (one per step)."),
+    ] = 3,
 ) -> None:
     """Export TFLite, ONNX and OpenVINO artifacts into one bundle."""
     from edgekit.export import ExportOptions, export_bundle

@@ -14,10 +14,12 @@ Policies, applied the same way in every format:
   written only when every format succeeded, nothing is left behind, and an
   existing bundle is untouched. The error names the format; leaving it out
   of ``--formats`` exports the others.
-* **Concurrency.** With ``workers=2`` (the default) a second process
-  converts ONNX (tf2onnx, then ONNX Runtime's percentile calibration, the
-  longest stage) while this one converts TFLite, then OpenVINO. Each process
-  resolves and traces the same model; their weight digests are compared.
+* **Concurrency.** Only this process imports TensorFlow and traces the
+  model. It writes the traced model as a frozen graph and as fp32 ONNX, and
+  helper processes that never import TensorFlow take it from those files:
+  with ``workers=3`` (the default) one converts OpenVINO and quantizes it
+  with NNCF, one quantizes ONNX with ONNX Runtime, while this one converts
+  TFLite and computes the reference outputs (``export.pipeline``).
 """
 
 from edgekit.bundle import FORMATS

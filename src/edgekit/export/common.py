@@ -64,6 +64,27 @@ def float_block_ops(
 
 
 @dataclass(frozen=True)
+class ModelIO:
+    """The names and input shape of a traced model, as plain data.
+
+    What the TensorFlow-free steps (see ``export.tasks``) need to know about
+    the model besides its file: they get it from the traced model by value.
+
+    Attributes:
+        input_name: the model's input name (``image``).
+        output_names: the model's output names, in the model's order.
+        input_shape: the signature's shape; ``None`` marks a dynamic batch.
+        tensor_names: the model's input and output names, keyed by the frozen
+            graph's tensor names (``image:0``, ``Identity_2:0``, ...).
+    """
+
+    input_name: str
+    output_names: list[str]
+    input_shape: list[int | None]
+    tensor_names: dict[str, str]
+
+
+@dataclass(frozen=True)
 class Traced:
     """The model traced once into a tf.function with one explicit signature.
 
@@ -91,6 +112,15 @@ class Traced:
     frozen: Any
     graph_def: Any
     tensor_names: dict[str, str]
+
+    @property
+    def io(self) -> ModelIO:
+        return ModelIO(
+            self.input_name,
+            list(self.output_names),
+            list(self.input_shape),
+            dict(self.tensor_names),
+        )
 
 
 @dataclass
@@ -154,6 +184,16 @@ def _freeze(concrete: Any) -> tuple[Any, Any]:
     return convert_to_constants.convert_variables_to_constants_v2_as_graph(
         concrete, lower_control_flow=False
     )
+
+
+def write_frozen_graph(traced: Traced, path: Path) -> Path:
+    """Write the traced model's frozen GraphDef, for converters in other processes.
+
+    OpenVINO reads such a file with its own TensorFlow frontend, so the process
+    that converts it never imports TensorFlow.
+    """
+    path.write_bytes(traced.graph_def.SerializeToString(deterministic=True))
+    return path
 
 
 def single_images(arrays: np.ndarray) -> Iterator[np.ndarray]:

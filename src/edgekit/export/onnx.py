@@ -5,9 +5,14 @@ Sequential models, a function with an explicit signature does not). The
 graph's inputs and outputs carry the model's names (``image``, ``verdict``,
 ``features``), and the graph name, which TensorFlow numbers per process, is
 replaced by a fixed one so that two runs write the same bytes.
+
+The two halves run apart: ``convert_onnx`` needs TensorFlow, and
+``quantize_onnx`` only the fp32 file, so it runs in a helper process of
+the export, which never imports TensorFlow.
 """
 
 import contextlib
+import importlib.metadata
 import inspect
 import os
 import re
@@ -20,6 +25,7 @@ import numpy as np
 
 from edgekit.errors import ExportError
 from edgekit.export.common import (
+    ModelIO,
     Produced,
     Stopwatch,
     Traced,
@@ -38,24 +44,40 @@ CATCH_ERRORS = "TF2ONNX_CATCH_ERRORS"
 _NUMBERED = re.compile(r"__(\d+)")
 
 
-def export_onnx(
-    traced: Traced,
-    out_dir: Path,
-    *,
-    precisions: list[str],
-    calibration: np.ndarray | None = None,
-    opset: int = DEFAULT_OPSET,
-    per_channel: bool = True,
-    method: str = "percentile",
-) -> list[Produced]:
-    """Convert the traced model to ONNX files in ``out_dir``.
+def convert_onnx(
+    traced: Traced, out_dir: Path, *, opset: int = DEFAULT_OPSET
+) -> Produced:
+    """Convert the traced model to ``onnx-fp32.onnx`` in ``out_dir`` with tf2onnx.
 
     Args:
         traced: the model traced once (see ``common.trace_model``).
-        out_dir: where ``onnx-<precision>.onnx`` files are written.
-        precisions: ``fp32`` and/or ``int8`` (int8 is quantized from fp32).
-        calibration: preprocessed images (N, H, W, C), required for int8.
+        out_dir: where the file is written.
         opset: the ONNX opset, at least 17.
+    """
+    watch = Stopwatch()
+    path = out_dir / "onnx-fp32.onnx"
+    _convert(traced, path, opset)
+    return _describe(traced.io, path, "fp32", watch.seconds(), opset, None)
+
+
+def quantize_onnx(
+    float_path: Path,
+    io: ModelIO,
+    out_dir: Path,
+    *,
+    calibration: np.ndarray | None,
+    opset: int = DEFAULT_OPSET,
+    per_channel: bool = True,
+    method: str = "percentile",
+) -> Produced:
+    """Quantize the float ONNX model to ``onnx-int8.onnx``; needs no TensorFlow.
+
+    Args:
+        float_path: the fp32 model written by ``convert_onnx``.
+        io: the model's input and output names.
+        out_dir: where the file is written.
+        calibration: preprocessed images (N, H, W, C).
+        opset: the opset the float model was converted with (for the record).
         per_channel: quantize weights per output channel.
         method: calibration method, one of ``CALIBRATION_METHODS``. The
             default, percentile (99.999%), ignores the rare extreme
@@ -63,28 +85,12 @@ def export_onnx(
             Runtime's fused int8 kernels min/max kept the demo model's verdict
             on 98.2% of the held-out photographs (2 flips), percentile on 100%.
     """
-    if "fp16" in precisions:
-        raise ExportError("ONNX has no fp16 export here", "use tflite or openvino")
-
     watch = Stopwatch()
-    float_path = out_dir / "onnx-fp32.onnx"
-    _convert(traced, float_path, opset)
-    produced = [_describe(traced, float_path, "fp32", watch.seconds(), opset, None)]
-
-    if "int8" in precisions:
-        watch = Stopwatch()
-        int8_path = out_dir / "onnx-int8.onnx"
-        quant = quantize_int8(
-            float_path, int8_path, calibration, per_channel=per_channel, method=method
-        )
-        produced.append(
-            _describe(traced, int8_path, "int8", watch.seconds(), opset, quant)
-        )
-
-    if "fp32" not in precisions:
-        float_path.unlink()
-        produced = produced[1:]
-    return produced
+    path = out_dir / "onnx-int8.onnx"
+    quant = quantize_int8(
+        float_path, path, calibration, per_channel=per_channel, method=method
+    )
+    return _describe(io, path, "int8", watch.seconds(), opset, quant)
 
 
 def _convert(traced: Traced, path: Path, opset: int) -> None:
@@ -92,7 +98,11 @@ def _convert(traced: Traced, path: Path, opset: int) -> None:
     import tf2onnx
 
     try:
-        with captured_native_output("tf2onnx"), _no_optimizer_backups():
+        with (
+            captured_native_output("tf2onnx"),
+            _no_optimizer_backups(),
+            _no_proto_rebuilds(),
+        ):
             proto, _ = tf2onnx.convert.from_graph_def(
                 traced.graph_def,
                 input_names=[traced.frozen.inputs[0].name],
@@ -129,6 +139,35 @@ def _no_optimizer_backups() -> Iterator[None]:
             os.environ.pop(CATCH_ERRORS, None)
         else:
             os.environ[CATCH_ERRORS] = saved
+
+
+@contextlib.contextmanager
+def _no_proto_rebuilds() -> Iterator[None]:
+    """Skip the protobuf rebuild that tf2onnx does after every optimizer pass.
+
+    After each of its two dozen passes tf2onnx rewrites every node's protobuf
+    from its own node objects, the weights of every Const included: on the
+    256x256 discriminator, 5 of its 8 seconds went into copying 78 MB of
+    weights two dozen times. Nothing reads those protobufs between passes (the
+    passes work on the node objects, and shape inference builds its own), and
+    the final ``make_graph`` rebuilds them once; the model written is the same,
+    byte for byte. The pass is otherwise tf2onnx's own.
+    """
+    from tf2onnx.optimizer.optimizer_base import GraphOptimizerBase
+
+    original = GraphOptimizerBase.optimize
+
+    def optimize(self: Any, graph: Any, iteration: int) -> Any:
+        self.opt_iteration = iteration
+        graph = self._optimize(graph)
+        graph.delete_unused_nodes(graph.outputs)
+        return graph
+
+    GraphOptimizerBase.optimize = optimize
+    try:
+        yield
+    finally:
+        GraphOptimizerBase.optimize = original
 
 
 def _rename_io(proto: Any, names: dict[str, str]) -> None:
@@ -308,6 +347,9 @@ def calibrate_quantized_tensors(
     is computed on its own, so leaving the others out changes no range; the
     quantized model is the same, byte for byte.
 
+    Its session does not spin between runs, and so leaves the cores it is
+    not using to the export's other processes.
+
     Returns:
         The calibration cache file, for ``calibration_cache_path``.
     """
@@ -327,6 +369,11 @@ def calibrate_quantized_tensors(
             tensors, value_infos = super().select_tensors_to_calibrate(graph_model)
             return tensors & needed, value_infos
 
+        def create_inference_session(self) -> None:
+            self.infer_session = _calibration_session(
+                self.augmented_model_path, self.execution_providers
+            )
+
     # The op types quantize_static calibrates when it is given none.
     op_types = sorted(set(registry.QLinearOpsRegistry) | set(registry.QDQRegistry))
     calibrator = QuantizedTensorsOnly(
@@ -344,35 +391,49 @@ def calibrate_quantized_tensors(
     return path
 
 
+def _calibration_session(path: str, providers: list[str]) -> Any:
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    # As ONNX Runtime's calibrator has it: unoptimized, so that every tensor
+    # it calibrates is computed as named.
+    options.graph_optimization_level = (
+        onnxruntime.GraphOptimizationLevel.ORT_DISABLE_ALL
+    )
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return onnxruntime.InferenceSession(path, sess_options=options, providers=providers)
+
+
 def _method(ortq: Any, method: str) -> Any:
     names = {"minmax": "MinMax", "entropy": "Entropy", "percentile": "Percentile"}
     return getattr(ortq.CalibrationMethod, names[method])
 
 
 def _describe(
-    traced: Traced,
+    io: ModelIO,
     path: Path,
     precision: str,
     seconds: float,
     opset: int,
     quantization: dict[str, Any] | None,
 ) -> Produced:
-    import tf2onnx
-
     outputs = _output_shapes(path)
     return Produced(
         file=path.name,
         format="onnx",
         precision=precision,
-        inputs=[float_tensor(traced.input_name, traced.input_shape)],
-        outputs=[float_tensor(n, outputs[n]) for n in traced.output_names],
-        converter=_converter_record(tf2onnx.__version__, opset, precision),
+        inputs=[float_tensor(io.input_name, io.input_shape)],
+        outputs=[float_tensor(n, outputs[n]) for n in io.output_names],
+        converter=_converter_record(opset, precision),
         seconds=seconds,
         quantization=quantization or float_quantization(),
     )
 
 
-def _converter_record(version: str, opset: int, precision: str) -> dict[str, str]:
+def _converter_record(opset: int, precision: str) -> dict[str, str]:
+    # Read from the package metadata: importing tf2onnx imports TensorFlow,
+    # which the process that quantizes ONNX goes without.
+    version = importlib.metadata.version("tf2onnx")
     record = {"name": "tf2onnx", "version": version, "opset": str(opset)}
     if precision == "int8":
         import onnxruntime

@@ -1,8 +1,12 @@
 """OpenVINO IR export: fp32, fp16 on request, int8 through NNCF.
 
-The traced tf.function is converted once by ``openvino.convert_model``. The
-fp32 IR is saved without the fp16 weight compression that ``save_model``
-applies by default, so that it is a true float baseline.
+The model arrives as the frozen TensorFlow graph that the other converters
+use too, written to a ``.pb`` file, and ``openvino.convert_model`` reads it
+with its own TensorFlow frontend: no TensorFlow is imported here, so this
+runs in a helper process of the export. It gives the same IR, weight for
+weight, as converting the traced function in the TensorFlow process did.
+The fp32 IR is saved without the fp16 weight compression that
+``save_model`` applies by default, so that it is a true float baseline.
 """
 
 import re
@@ -14,9 +18,9 @@ import numpy as np
 from edgekit.bundle import TensorInfo
 from edgekit.errors import ExportError
 from edgekit.export.common import (
+    ModelIO,
     Produced,
     Stopwatch,
-    Traced,
     float_block_ops,
     float_quantization,
     fp16_quantization,
@@ -31,26 +35,28 @@ SOFTMAX_TYPES = ("Softmax", "SoftMax")
 
 
 def export_openvino(
-    traced: Traced,
+    graph: Path,
+    io: ModelIO,
     out_dir: Path,
     *,
     precisions: list[str],
     calibration: np.ndarray | None = None,
     preset: str = "performance",
 ) -> list[Produced]:
-    """Convert the traced model to OpenVINO IR files in ``out_dir``.
+    """Convert a frozen TensorFlow graph to OpenVINO IR files in ``out_dir``.
 
     Args:
-        traced: the model traced once (see ``common.trace_model``).
+        graph: the traced model's frozen GraphDef (``common.write_frozen_graph``).
+        io: the model's input and output names.
         out_dir: where ``openvino-<precision>.xml`` and ``.bin`` are written.
         precisions: any of ``fp32``, ``fp16``, ``int8``.
         calibration: preprocessed images (N, H, W, C), required for int8.
         preset: NNCF quantization preset, ``performance`` (symmetric
             activations) or ``mixed`` (asymmetric activations).
     """
-    order = traced.output_names
+    order = io.output_names
     watch = Stopwatch()
-    model = _convert(traced)
+    model = _convert(graph, io)
     convert_seconds = watch.seconds()
 
     produced = []
@@ -75,19 +81,38 @@ def export_openvino(
     return produced
 
 
-def _convert(traced: Traced) -> Any:
+def _convert(graph: Path, io: ModelIO) -> Any:
     import openvino as ov
 
     try:
         with captured_native_output("openvino"):
-            model = ov.convert_model(traced.concrete)
+            model = ov.convert_model(str(graph))
     except Exception as exc:
         raise ExportError(
             f"openvino.convert_model failed ({type(exc).__name__}: {str(exc)[:200]})",
             "run with -v to see its output, or leave openvino out of --formats",
         ) from exc
+    _use_model_names(model, io)
     canonical_names(model)
     return model
+
+
+def _use_model_names(model: Any, io: ModelIO) -> None:
+    """Call the inputs and outputs after the model (``image``, not ``image:0``).
+
+    A frozen graph knows its tensors only by graph names; each port is renamed,
+    and its Parameter or Result node too, so the XML says what it is.
+    """
+    for port in [*model.inputs, *model.outputs]:
+        names = [io.tensor_names[n] for n in port.get_names() if n in io.tensor_names]
+        if len(set(names)) != 1:
+            raise ExportError(
+                f"OpenVINO found a model port {sorted(port.get_names())} that is "
+                "not one of the model's inputs or outputs",
+                "run with -v to see its output, or leave openvino out of --formats",
+            )
+        port.get_tensor().set_names({names[0]})
+        port.get_node().set_friendly_name(names[0])
 
 
 def canonical_names(model: Any) -> None:

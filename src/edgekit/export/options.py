@@ -42,8 +42,9 @@ class ExportOptions:
         holdout_limit: use only the first N held-out images.
         input_size: height and width of a built-in model; None: 256.
         seed: the initialisation seed of a built-in model.
-        workers: processes to convert in; 2 runs ONNX beside TFLite and
-            OpenVINO, 1 runs everything in this process.
+        workers: processes to convert in: 3 runs OpenVINO and the ONNX int8
+            quantization in a helper process each, 2 in one helper, 1 runs
+            everything in this process.
     """
 
     model: str | None = None
@@ -65,7 +66,7 @@ class ExportOptions:
     holdout_limit: int | None = None
     input_size: int | None = None
     seed: int = 0
-    workers: int = 2
+    workers: int = 3
 
     def resolved(self) -> "ExportOptions":
         """Fill in every default and refuse what cannot work, before any work."""

@@ -20,12 +20,11 @@ class Prepared:
     traced: Traced
 
 
-def prepare(options: ExportOptions, *, holdout: bool = True) -> Prepared:
-    """Resolve the model, load the images it needs, and trace it once.
+def prepare(options: ExportOptions) -> Prepared:
+    """Resolve the model, load its images, and trace it once.
 
     Args:
         options: resolved export options.
-        holdout: also load the held-out images (the worker does not need them).
     """
     from edgekit.images import Preprocessing, load_images
     from edgekit.models import resolve_model
@@ -42,9 +41,7 @@ def prepare(options: ExportOptions, *, holdout: bool = True) -> Prepared:
     height, width, channels = loaded.model.input_shape[1:]
     prep = Preprocessing(height=height, width=width, channels=channels)
     calibration = load_images(options.calibration, prep, options.calibration_limit)
-    held = (
-        load_images(options.holdout, prep, options.holdout_limit) if holdout else None
-    )
+    held = load_images(options.holdout, prep, options.holdout_limit)
     traced = trace_model(loaded.model, dynamic_batch=options.dynamic_batch)
     return Prepared(loaded, prep, calibration, held, traced)
 
