@@ -20,6 +20,7 @@ from typing import Any
 from edgekit import logs
 from edgekit.errors import EdgekitError
 from edgekit.export.common import Produced, Stopwatch
+from edgekit.export.memory import keep_freed_memory
 from edgekit.export.tasks import PRELOAD, Task, run_task
 
 
@@ -42,6 +43,9 @@ def main(argv: list[str]) -> int:
     # Keep stdout for events only: anything else printed goes to stderr.
     os.dup2(2, 1)
     logs.configure(1)
+    # Calibration buffers are large and freed image after image; this process
+    # exits when its tasks are done, so it keeps what it frees for reuse.
+    keep_freed_memory()
     for name in argv:
         for module in PRELOAD[name]:
             importlib.import_module(module)
