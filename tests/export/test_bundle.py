@@ -1,6 +1,8 @@
 """The bundle as a whole: manifest, reproducibility, --force, atomic failure."""
 
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -114,6 +116,26 @@ def test_a_failing_converter_leaves_nothing_behind(tiny_model_path, tmp_path):
 
     assert (output / "old.txt").read_text() == "old"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bundle"]
+
+
+def test_the_command_keeps_its_exit_code_after_loading_tensorflow(
+    tiny_model_path, tmp_path
+):
+    # A real process: once TensorFlow is loaded the command skips Python's
+    # teardown, and must still report the failure and its code.
+    output = tmp_path / "bundle"
+    command = [sys.executable, "-m", "edgekit", "export", str(tiny_model_path)]
+    command += ["--calibration", str(CALIBRATION), "--holdout", str(HOLDOUT)]
+    command += ["--holdout-limit", "4", "--formats", "onnx", "--opset", "99"]
+
+    result = subprocess.run(
+        command + ["-o", str(output)], capture_output=True, text=True
+    )
+
+    assert result.returncode == 2, result.stderr[-2000:]
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "tf2onnx" in errors[0], result.stderr[-2000:]
+    assert not output.exists()
 
 
 @pytest.mark.parametrize(
