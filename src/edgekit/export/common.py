@@ -92,7 +92,6 @@ class Traced:
         model: the Keras model (the trackable that owns the variables).
         function: the ``tf.function`` taking ``input_name`` and returning a
             dict keyed by the model's output names.
-        concrete: its concrete function, shared by every converter.
         input_name: the model's input name (``image``).
         output_names: the model's output names, in the model's order.
         input_shape: the signature's shape; ``None`` marks a dynamic batch.
@@ -105,7 +104,6 @@ class Traced:
 
     model: Any
     function: Any
-    concrete: Any
     input_name: str
     output_names: list[str]
     input_shape: list[int | None]
@@ -168,7 +166,6 @@ def trace_model(model: Any, *, dynamic_batch: bool = False) -> Traced:
     return Traced(
         model,
         serve,
-        concrete,
         input_name,
         output_names,
         shape,
