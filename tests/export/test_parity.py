@@ -204,3 +204,37 @@ def _assert_same_up_to_float_rounding(ours, theirs) -> None:
             np.testing.assert_allclose(value, their_tensors[name], rtol=2e-3)
         else:
             np.testing.assert_array_equal(value, their_tensors[name], err_msg=name)
+
+
+def test_litert_calibration_gives_tensorflow_calibrator_s_ranges(small_bundle):
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    from edgekit.export.tflite import _calibrate_with_tensorflow, calibrate
+    from edgekit.images import Preprocessing, load_images
+
+    from .conftest import CALIBRATION, SIZE
+
+    images = load_images(
+        CALIBRATION, Preprocessing(height=SIZE, width=SIZE, channels=1), limit=16
+    ).arrays
+    model = (small_bundle / "tflite-fp32.tflite").read_bytes()
+
+    ours = _ranges(flatbuffer_utils, calibrate(model, images))
+    theirs = _ranges(flatbuffer_utils, _calibrate_with_tensorflow(model, images))
+
+    # Every tensor the calibrator measured, and its range within float rounding
+    # (XNNPACK and the reference kernels sum in different orders).
+    assert ours.keys() == theirs.keys() and len(ours) > 10
+    for index, (low, high) in theirs.items():
+        np.testing.assert_allclose(ours[index], (low, high), rtol=1e-4, atol=1e-5)
+
+
+def _ranges(flatbuffer_utils, model: bytes) -> dict[int, tuple[float, float]]:
+    graph = flatbuffer_utils.read_model_from_bytearray(model).subgraphs[0]
+    return {
+        index: (float(t.quantization.min[0]), float(t.quantization.max[0]))
+        for index, t in enumerate(graph.tensors)
+        if t.quantization is not None
+        and t.quantization.min is not None
+        and len(t.quantization.min)
+    }
