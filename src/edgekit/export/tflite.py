@@ -222,11 +222,11 @@ def calibrate(model: bytes, images: np.ndarray) -> bytes:
     This is what TensorFlow's calibrator hands to ``mlir_quantize``, measured
     faster: its interpreter runs TFLite's reference kernels on one thread
     (67 ms an image for the 256x256 discriminator on the CI machine), while
-    LiteRT runs the same model with XNNPACK on every core (26 ms on two) once every
-    activation is made a model output, so that none is fused away unseen.
-    The ranges agree with the calibrator's to within 1e-5. A model with
-    control flow (several subgraphs) or ops with intermediate tensors (LSTMs)
-    still goes through TensorFlow's calibrator, which handles those.
+    LiteRT runs the same model with XNNPACK on every core (26 ms on two),
+    once every activation is made a model output so that none is fused away
+    unseen. The ranges agree with the calibrator's to within 1e-5. A model
+    with control flow (several subgraphs) or ops with intermediate tensors
+    (LSTMs) still goes through TensorFlow's calibrator, which handles those.
 
     Args:
         model: a float TFLite flatbuffer.
