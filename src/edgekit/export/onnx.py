@@ -105,8 +105,8 @@ def _convert(traced: Traced, path: Path, opset: int) -> None:
         ):
             proto, _ = tf2onnx.convert.from_graph_def(
                 traced.graph_def,
-                input_names=[traced.frozen.inputs[0].name],
-                output_names=[t.name for t in traced.frozen.outputs],
+                input_names=list(traced.graph_inputs),
+                output_names=list(traced.graph_outputs),
                 opset=opset,
             )
     except Exception as exc:

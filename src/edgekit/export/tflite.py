@@ -14,6 +14,7 @@ and outputs are the signature's keys, which are the model's own names.
 import contextlib
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -27,6 +28,7 @@ from edgekit.export.common import (
     float_block_ops,
     float_quantization,
     fp16_quantization,
+    graph_tensors,
     int8_quantization,
     single_images,
 )
@@ -90,8 +92,9 @@ def _convert(traced: Traced, *, fp16: bool) -> bytes:
     # path. Given a trackable object it would go through a SavedModel and, with
     # Keras 3 variables, keep READ_VARIABLE ops that calibration cannot run.
     # The frozen path writes no signature; ``add_signature`` puts one back.
+    function = traced.function.get_concrete_function()
     with _quiet_absl():
-        converter = tf.lite.TFLiteConverter.from_concrete_functions([traced.frozen])
+        converter = tf.lite.TFLiteConverter.from_concrete_functions([function])
     _reuse_frozen_graph(converter, traced)
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
     if fp16:
@@ -112,14 +115,17 @@ def _reuse_frozen_graph(converter: Any, traced: Traced) -> None:
     """Hand the converter the graph the trace froze, instead of freezing again.
 
     The converter freezes the function it is given even when it holds no
-    variables, copying the 78 MB of weights through another GraphDef: a
-    second on the CI machine, for each TFLite conversion. The graph it would
-    produce is the one ``trace_model`` froze already; the file is the same.
+    variables, copying the 78 MB of weights through another GraphDef and
+    building a function from it: a second on the CI machine, for each TFLite
+    conversion. The graph it would produce is the one ``trace_model`` froze
+    already; the file is the same. Its Grappler pass wants that graph's
+    tensors, not only the GraphDef, hence the import.
     """
-    frozen = traced.frozen
+    graph, inputs, outputs = graph_tensors(traced)
+    frozen = SimpleNamespace(graph=graph)
 
     def already_frozen() -> tuple[Any, list[Any], list[Any], Any]:
-        return traced.graph_def, list(frozen.inputs), list(frozen.outputs), frozen
+        return traced.graph_def, inputs, outputs, frozen
 
     converter._freeze_concrete_function = already_frozen
 
