@@ -84,7 +84,7 @@ def export(
 ) -> None:
     """Export TFLite, ONNX and OpenVINO artifacts into one bundle."""
     from edgekit.export import ExportOptions, export_bundle
-    from edgekit.export.memory import keep_freed_memory
+    from edgekit.export.process import keep_freed_memory, skip_unused_imports
 
     options = ExportOptions(
         model=model,
@@ -108,8 +108,10 @@ def export(
         workers=workers,
     ).resolved()
 
-    # This process converts and exits: it can keep what it frees for reuse.
+    # This process converts and exits: it can keep what it frees for reuse,
+    # and leave out what Keras imports for other uses (see export.process).
     keep_freed_memory()
+    skip_unused_imports()
     with _ProgressReporter() as reporter:
         manifest = export_bundle(options, reporter)
     _print_table(manifest, options.output)

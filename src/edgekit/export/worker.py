@@ -20,7 +20,7 @@ from typing import Any
 from edgekit import logs
 from edgekit.errors import EdgekitError
 from edgekit.export.common import Produced, Stopwatch
-from edgekit.export.memory import keep_freed_memory
+from edgekit.export.process import keep_freed_memory
 from edgekit.export.tasks import PRELOAD, Task, run_task
 
 
