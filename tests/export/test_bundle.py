@@ -138,6 +138,25 @@ def test_the_command_keeps_its_exit_code_after_loading_tensorflow(
     assert not output.exists()
 
 
+def test_keras_loads_without_the_imports_the_export_skips():
+    # The exporting process makes scikit-learn and IPython unimportable
+    # (export.process); Keras must still load and build a model without them.
+    script = (
+        "import sys\n"
+        "from edgekit.export.process import UNUSED_BY_EXPORT, skip_unused_imports\n"
+        "skip_unused_imports()\n"
+        "import keras, tensorflow\n"
+        "keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])\n"
+        "assert all(sys.modules[name] is None for name in UNUSED_BY_EXPORT)\n"
+    )
+
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True
+    )
+
+    assert result.returncode == 0, result.stderr[-2000:]
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [
