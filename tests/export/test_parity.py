@@ -206,6 +206,41 @@ def _assert_same_up_to_float_rounding(ours, theirs) -> None:
             np.testing.assert_array_equal(value, their_tensors[name], err_msg=name)
 
 
+def test_image_by_image_histograms_are_onnx_runtime_s_own():
+    from types import SimpleNamespace
+
+    from onnxruntime.quantization.calibrate import HistogramCollector
+
+    from edgekit.export.onnx import _absolute_histograms
+
+    settings = {"method": "percentile", "symmetric": True, "num_bins": 2048}
+    settings |= {"num_quantized_bins": 128, "percentile": 99.999, "scenario": "same"}
+    generator = np.random.default_rng(7)
+    # Images of different spreads, so that the range comes from more than one.
+    outputs = {
+        f"tensor{t}": [
+            (generator.standard_normal((1, 8, 8, 16)) * scale).astype(np.float32)
+            for scale in generator.uniform(0.1, 5.0, size=12)
+        ]
+        for t in range(3)
+    }
+
+    theirs = HistogramCollector(**settings)
+    theirs.collect({n: [a.copy() for a in arrays] for n, arrays in outputs.items()})
+    ours = _absolute_histograms(SimpleNamespace(**settings))
+    ours.collect(outputs)
+
+    assert ours.histogram_dict.keys() == theirs.histogram_dict.keys()
+    for name, (counts, edges, low, high) in ours.histogram_dict.items():
+        their_counts, their_edges, their_low, their_high = theirs.histogram_dict[name]
+        np.testing.assert_array_equal(counts, their_counts, err_msg=name)
+        np.testing.assert_array_equal(edges, their_edges, err_msg=name)
+        assert edges.dtype == their_edges.dtype and (low, high) == (
+            their_low,
+            their_high,
+        )
+
+
 def test_litert_calibration_gives_tensorflow_calibrator_s_ranges(small_bundle):
     from tensorflow.lite.tools import flatbuffer_utils
 

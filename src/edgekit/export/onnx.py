@@ -373,6 +373,8 @@ def calibrate_quantized_tensors(
             self.infer_session = _calibration_session(
                 self.augmented_model_path, self.execution_providers
             )
+            if method == "percentile":
+                self.collector = _absolute_histograms(self)
 
     # The op types quantize_static calibrates when it is given none.
     op_types = sorted(set(registry.QLinearOpsRegistry) | set(registry.QDQRegistry))
@@ -389,6 +391,56 @@ def calibrate_quantized_tensors(
     save_tensors_data(calibrator.compute_data(), path)
     feed.rewind()
     return path
+
+
+def _absolute_histograms(calibrator: Any) -> Any:
+    """ONNX Runtime's histogram collector, minus its copies, for percentile.
+
+    For each tensor it stacks the images' outputs, flattens that and takes its
+    absolute value, three copies of 1.1 GB in all for the discriminator, then
+    histograms it between the smallest and largest absolute values. The same
+    histogram is the sum of each image's histogram over that same range, with
+    the same bin edges; taken image by image, nothing is copied (1.2 s of
+    its 2.5 s on the CI machine). Tensors it has seen before, and empty ones,
+    go to its own code.
+    """
+    import numpy as np
+    from onnxruntime.quantization.calibrate import HistogramCollector
+
+    class ImageByImage(HistogramCollector):
+        def collect_absolute_value(self, name_to_arr: dict[str, Any]) -> None:
+            theirs = {n: a for n, a in name_to_arr.items() if not self._fits(n, a)}
+            if theirs:
+                super().collect_absolute_value(theirs)
+            for name, arrays in name_to_arr.items():
+                if name not in theirs:
+                    self.histogram_dict[name] = self._histogram(arrays)
+
+        def _fits(self, name: str, arrays: Any) -> bool:
+            new = name not in self.histogram_dict and isinstance(arrays, list)
+            return new and bool(arrays) and all(a.size for a in arrays)
+
+        def _histogram(self, arrays: list[np.ndarray]) -> tuple[Any, ...]:
+            # The outputs are this calibration's own: made absolute in place.
+            low = min(np.nanmin(a) for a in arrays)
+            high = max(np.nanmax(a) for a in arrays)
+            for array in arrays:
+                np.absolute(array, out=array)
+            bounds = (min(a.min() for a in arrays), max(a.max() for a in arrays))
+            counts = 0
+            for array in arrays:
+                part, edges = np.histogram(array, bins=self.num_bins, range=bounds)
+                counts = counts + part
+            return counts, edges.astype(arrays[0].dtype), low, high
+
+    return ImageByImage(
+        method=calibrator.method,
+        symmetric=calibrator.symmetric,
+        num_bins=calibrator.num_bins,
+        num_quantized_bins=calibrator.num_quantized_bins,
+        percentile=calibrator.percentile,
+        scenario=calibrator.scenario,
+    )
 
 
 def _calibration_session(path: str, providers: list[str]) -> Any:
