@@ -13,6 +13,7 @@ which the parent shows with ``-v``.
 import dataclasses
 import importlib
 import json
+import logging
 import os
 import sys
 from typing import Any
@@ -79,5 +80,17 @@ def _send(stream: Any, **event: Any) -> None:
     stream.flush()
 
 
+def _end(code: int) -> None:
+    """End without the interpreter's teardown, which the export waits for.
+
+    Unloading OpenVINO, NNCF and ONNX Runtime after the work is done only
+    delays the export's last step; everything written is closed by now.
+    """
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    _end(main(sys.argv[1:]))
