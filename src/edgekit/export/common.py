@@ -197,18 +197,24 @@ def _freeze(concrete: Any) -> tuple[Any, list[str], list[str]]:
             converter_data=data
         )
     except AttributeError:
-        frozen, graph_def = freezing.convert_variables_to_constants_v2_as_graph(
-            concrete, lower_control_flow=False
-        )
-        inputs, outputs = frozen.inputs, frozen.outputs
-    else:
-        # The indices are of the captured variables that became constants;
-        # the function's other inputs (the image) stay inputs.
-        captures = concrete.graph.internal_captures
-        constants = {id(captures[index]) for index in converted}
-        inputs = [t for t in concrete.inputs if id(t) not in constants]
-        outputs = concrete.outputs
-    return graph_def, [t.name for t in inputs], [t.name for t in outputs]
+        return _public_freeze(concrete)
+
+    # The indices are of the captured variables that became constants; the
+    # function's other inputs (the image) stay inputs.
+    captures = concrete.graph.internal_captures
+    constants = {id(captures[index]) for index in converted}
+    inputs = [t.name for t in concrete.inputs if id(t) not in constants]
+    return graph_def, inputs, [t.name for t in concrete.outputs]
+
+
+def _public_freeze(concrete: Any) -> tuple[Any, list[str], list[str]]:
+    """``_freeze`` through TensorFlow's public call, a second slower."""
+    from tensorflow.python.framework import convert_to_constants as freezing
+
+    frozen, graph_def = freezing.convert_variables_to_constants_v2_as_graph(
+        concrete, lower_control_flow=False
+    )
+    return graph_def, [t.name for t in frozen.inputs], [t.name for t in frozen.outputs]
 
 
 def graph_tensors(traced: Traced) -> tuple[Any, list[Any], list[Any]]:
