@@ -12,8 +12,8 @@ per step with ``workers=3``, one for both with ``workers=2``. With
 Three processes on two cores is not a mistake: each step is long and runs
 between 1 and 2 threads, and the operating system keeps both cores busy
 until the last one ends, where one helper doing both steps after each other
-left a core idle for its last seconds. On the CI machine the export took
-33-35 s with three processes and 36-38 s with two.
+left a core idle for its last seconds. On the CI machine, when this was
+chosen, the export took 33-35 s with three processes and 36-38 s with two.
 """
 
 import dataclasses
