@@ -101,8 +101,6 @@ class Traced:
         graph_inputs: the frozen graph's input tensor names (``image:0``).
         graph_outputs: its output tensor names, in the sorted order of the
             model's output names (a tf.function flattens its dict that way).
-        tensor_names: the model's input and output names, keyed by the frozen
-            graph's tensor names (``image:0``, ``Identity_2:0``, ...).
     """
 
     model: Any
@@ -113,7 +111,13 @@ class Traced:
     graph_def: Any
     graph_inputs: list[str]
     graph_outputs: list[str]
-    tensor_names: dict[str, str]
+
+    @property
+    def tensor_names(self) -> dict[str, str]:
+        """The model's input and output names, keyed by the graph's tensor names."""
+        names = {self.graph_inputs[0]: self.input_name}
+        outputs = zip(self.graph_outputs, sorted(self.output_names), strict=True)
+        return names | dict(outputs)
 
     @property
     def io(self) -> ModelIO:
@@ -121,7 +125,7 @@ class Traced:
             self.input_name,
             list(self.output_names),
             list(self.input_shape),
-            dict(self.tensor_names),
+            self.tensor_names,
         )
 
 
@@ -161,19 +165,8 @@ def trace_model(model: Any, *, dynamic_batch: bool = False) -> Traced:
         return {n: tf.identity(o) for n, o in zip(output_names, outputs, strict=True)}
 
     graph_def, inputs, outputs = _freeze(serve.get_concrete_function())
-    # A tf.function flattens its output dict in sorted key order.
-    names = {inputs[0]: input_name}
-    names |= dict(zip(outputs, sorted(output_names), strict=True))
     return Traced(
-        model,
-        serve,
-        input_name,
-        output_names,
-        shape,
-        graph_def,
-        inputs,
-        outputs,
-        names,
+        model, serve, input_name, output_names, shape, graph_def, inputs, outputs
     )
 
 
